@@ -17,6 +17,12 @@ import torch
 __all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "seed_everything", "versions", "provenance"]
 
 
+def _umask_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "w", **kw: Any) -> Iterator[Any]:
     """Open a temporary file beside ``path``; rename it over ``path`` only if the block succeeds.
@@ -30,6 +36,7 @@ def atomic_write(path: str | Path, mode: str = "w", **kw: Any) -> Iterator[Any]:
     try:
         with open(tmp, mode, **kw) as f:
             yield f
+        os.chmod(tmp, _umask_mode())  # mkstemp makes 0600; outputs should be as readable as open() makes them
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -46,6 +53,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -77,11 +85,13 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 def versions() -> dict[str, str]:
-    """Versions of the libraries that decide numerical results."""
+    """Versions of the libraries that decide numerical results (read from metadata: no imports)."""
+    from importlib.metadata import PackageNotFoundError, version
+
     out = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}
     for name in ("torchaudio", "lightning", "torchmetrics", "optuna", "onnxruntime", "supernet"):
-        with contextlib.suppress(Exception):
-            out[name] = __import__(name).__version__
+        with contextlib.suppress(PackageNotFoundError):
+            out[name] = version(name)
     return out
 
 
