@@ -1,0 +1,68 @@
+"""Fixed hyper-parameters of every network the supernet can produce.
+
+The search space (``supernet.space``) says what is searched; :class:`NetConfig` holds what is
+not (channels of the subsampler, dropout, the local-attention window, ...). It decides module
+shapes, so parameter counts (``supernet.nn.params``) and saved subnets record it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["NetConfig"]
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """Hyper-parameters shared by the supernet and every static subnet (frozen: hashable).
+
+    Args:
+        sample_rate: audio rate in Hz.
+        win_ms, hop_ms: framing of every front-end. All front-ends (log-mel, MFCC, learnable)
+            produce the same frames, so relaxed mixing can add them.
+        subsampler_channels: channels C of the convolutional subsampler.
+        learnable_filters: output channels of the learnable waveform front-end.
+        dropout: dropout of every encoder unit and decoder layer.
+        local_window: frames on each side that ``local`` attention sees.
+        se_reduction: squeeze-and-excitation bottleneck ratio of ``cnn`` blocks.
+        decoder_heads: attention heads of the attention decoder (divides every decoder width).
+        ctc_weight: weight of CTC in the joint CTC/attention loss.
+        label_smoothing: of the attention decoder's cross-entropy.
+        max_symbols: RNN-T greedy decoding emits at most this many tokens per frame.
+    """
+
+    sample_rate: int = 16000
+    win_ms: float = 25.0
+    hop_ms: float = 10.0
+    subsampler_channels: int = 128
+    learnable_filters: int = 80
+    dropout: float = 0.1
+    local_window: int = 16
+    se_reduction: int = 8
+    decoder_heads: int = 4
+    ctc_weight: float = 0.3
+    label_smoothing: float = 0.1
+    max_symbols: int = 5
+
+    def __post_init__(self) -> None:
+        for name in ("sample_rate", "subsampler_channels", "learnable_filters", "local_window", "se_reduction",
+                     "decoder_heads", "max_symbols"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"NetConfig.{name} must be an integer >= 1, got {v!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"NetConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        if not 0.0 <= self.ctc_weight <= 1.0:
+            raise ValueError(f"NetConfig.ctc_weight must be in [0, 1], got {self.ctc_weight!r}")
+        if self.hop_ms <= 0 or self.win_ms < self.hop_ms:
+            raise ValueError(f"NetConfig needs 0 < hop_ms <= win_ms, got hop_ms={self.hop_ms}, win_ms={self.win_ms}")
+
+    @property
+    def hop_length(self) -> int:
+        """Frame shift in samples."""
+        return int(round(self.sample_rate * self.hop_ms / 1000))
+
+    @property
+    def win_length(self) -> int:
+        """Analysis window in samples."""
+        return int(round(self.sample_rate * self.win_ms / 1000))

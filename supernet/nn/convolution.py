@@ -1,0 +1,129 @@
+"""Convolution branches: the Conformer convolution module and the ContextNet-style cnn block.
+
+Both use LayerNorm where the originals use BatchNorm: batch statistics would make a subnet's
+output depend on which other subnets were trained and on the batch, which breaks evaluation with
+inherited weights and exact extraction. Depthwise convolutions are centred (full context) or
+causal (streaming: frame t sees frames t-k+1..t); the same weights serve both. A smaller kernel
+is the centre of the largest one (``supernet.nn.elastic``). Padded frames are zeroed before each
+convolution so they never leak into valid ones.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["ConvModule", "ConvSE", "pad_for_conv"]
+
+
+def pad_for_conv(x: Tensor, mask: Tensor, kernel: int, causal: bool) -> Tensor:
+    """Zero padded frames and pad time for an unpadded convolution of ``kernel`` taps.
+
+    Args:
+        x: (B, T, D).
+        mask: (B, T) True on valid frames.
+        kernel: kernel size (odd).
+        causal: pad on the left only (frame t sees t-k+1..t), else on both sides.
+
+    Returns:
+        (B, D, T + kernel - 1), channels first for ``nn.Conv1d``.
+    """
+    h = x.masked_fill(~mask[:, :, None], 0.0).transpose(1, 2)
+    if causal:
+        return F.pad(h, [kernel - 1, 0])
+    return F.pad(h, [(kernel - 1) // 2, (kernel - 1) // 2])
+
+
+def _check_kernel(kernel: int) -> None:
+    if kernel < 1 or kernel % 2 == 0:
+        raise ValueError(f"kernel must be odd and >= 1 (a centred kernel), got {kernel}")
+
+
+class ConvModule(nn.Module):
+    """Conformer convolution branch (Gulati et al., 2020).
+
+    norm -> pointwise GLU (value * sigmoid(gate)) -> depthwise conv (k) -> LayerNorm -> SiLU ->
+    pointwise -> dropout. The GLU halves are two Linear layers so that a smaller width slices
+    each half, not the first half of both.
+
+    Args:
+        d_model: width D.
+        kernel: depthwise kernel size (odd).
+        causal: streaming (left-padded) convolution.
+        dropout: output dropout.
+
+    Shapes:
+        forward(x (B, T, D), mask (B, T), attn_mask, lengths (B,)) -> (B, T, D)
+    """
+
+    def __init__(self, d_model: int, kernel: int, causal: bool = False, dropout: float = 0.0) -> None:
+        super().__init__()
+        _check_kernel(kernel)
+        self.kernel = kernel
+        self.causal = causal
+        self.norm = nn.LayerNorm(d_model)
+        self.value = nn.Linear(d_model, d_model)
+        self.gate = nn.Linear(d_model, d_model)
+        self.depthwise = nn.Conv1d(d_model, d_model, kernel, groups=d_model)
+        self.conv_norm = nn.LayerNorm(d_model)
+        self.pointwise = nn.Linear(d_model, d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, mask: Tensor, attn_mask: Optional[Tensor], lengths: Tensor) -> Tensor:
+        h = self.norm(x)
+        h = self.value(h) * torch.sigmoid(self.gate(h))
+        h = self.depthwise(pad_for_conv(h, mask, self.kernel, self.causal)).transpose(1, 2)
+        return self.dropout(self.pointwise(F.silu(self.conv_norm(h))))
+
+
+class ConvSE(nn.Module):
+    """ContextNet-style branch (Han et al., 2020): two depthwise-separable convolutions and
+    squeeze-and-excitation.
+
+    norm -> [depthwise conv (k) -> pointwise -> LayerNorm -> SiLU] x 2 -> SE -> dropout. The SE
+    context is the mean over the utterance's valid frames; when ``causal``, the running mean up
+    to each frame (so no future frame leaks in while streaming).
+
+    Args:
+        d_model: width D.
+        kernel: depthwise kernel size (odd).
+        causal: streaming convolutions and running-mean SE.
+        dropout: output dropout.
+        se_reduction: SE bottleneck is D // se_reduction.
+
+    Shapes:
+        forward(x (B, T, D), mask (B, T), attn_mask, lengths (B,)) -> (B, T, D)
+    """
+
+    def __init__(self, d_model: int, kernel: int, causal: bool = False, dropout: float = 0.0,
+                 se_reduction: int = 8) -> None:
+        super().__init__()
+        _check_kernel(kernel)
+        self.kernel = kernel
+        self.causal = causal
+        self.norm = nn.LayerNorm(d_model)
+        self.dw1 = nn.Conv1d(d_model, d_model, kernel, groups=d_model)
+        self.pw1 = nn.Linear(d_model, d_model)
+        self.norm1 = nn.LayerNorm(d_model)
+        self.dw2 = nn.Conv1d(d_model, d_model, kernel, groups=d_model)
+        self.pw2 = nn.Linear(d_model, d_model)
+        self.norm2 = nn.LayerNorm(d_model)
+        squeeze = max(1, d_model // se_reduction)
+        self.se_down = nn.Linear(d_model, squeeze)
+        self.se_up = nn.Linear(squeeze, d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, mask: Tensor, attn_mask: Optional[Tensor], lengths: Tensor) -> Tensor:
+        h = self.norm(x)
+        h = F.silu(self.norm1(self.pw1(self.dw1(pad_for_conv(h, mask, self.kernel, self.causal)).transpose(1, 2))))
+        h = F.silu(self.norm2(self.pw2(self.dw2(pad_for_conv(h, mask, self.kernel, self.causal)).transpose(1, 2))))
+        m = mask[:, :, None].to(h.dtype)
+        if self.causal:
+            context = torch.cumsum(h * m, dim=1) / torch.cumsum(m, dim=1).clamp(min=1.0)
+        else:
+            context = (h * m).sum(dim=1, keepdim=True) / m.sum(dim=1, keepdim=True).clamp(min=1.0)
+        scale = torch.sigmoid(self.se_up(F.silu(self.se_down(context))))
+        return self.dropout(h * scale)

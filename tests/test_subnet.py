@@ -1,0 +1,295 @@
+"""Extraction: static subnets equal the supernet's discrete forward, stream, save and load alone."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from supernet.model import SpeechSupernet
+from supernet.nn.config import NetConfig
+from supernet.nn.params import arch_params
+from supernet.space import SearchSpace
+from supernet.subnet import FORMAT, SubnetModel, extract, load_subnet, save_subnet
+
+REPO = Path(__file__).resolve().parents[1]
+VOCAB = 11
+ATOL = 1e-5
+
+# Every feature, subsampling, block, attention and decoder type at tiny widths.
+SPACE = {
+    "name": "test-all-types",
+    "frontend": {"feature": ["logmel80", "logmel40", "mfcc40", "learnable"], "subsampling": [4, 6, 8]},
+    "encoder": {"width": [16, 32], "layers": 3, "min_depth": 1,
+                "layer": {"block": ["conformer", "transformer", "lstm", "blstm", "cnn"],
+                          "attention": ["mha", "relpos", "local", "linear"], "heads": [2, 4], "ffn_ratio": [2, 4],
+                          "kernel": [3, 7]}},
+    "decoder": {"type": ["ctc", "rnnt", "attention"], "layers": [1, 2], "width": [16, 32]},
+    "streaming": {"chunk": [0, 4], "lookahead": [0, 2]},
+}
+
+
+@pytest.fixture(scope="module")
+def space() -> SearchSpace:
+    return SearchSpace.from_dict(SPACE)
+
+
+@pytest.fixture(scope="module")
+def supernet(space) -> SpeechSupernet:
+    torch.manual_seed(0)
+    net = SpeechSupernet.from_space(space, VOCAB, NetConfig(dropout=0.0, local_window=3)).eval()
+    with torch.no_grad():  # non-trivial values everywhere (alphas and zero-initialised biases too)
+        for p in net.parameters():
+            p.add_(0.05 * torch.randn(p.shape))
+    return net
+
+
+def _batch(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.tensor([16000, 9100, 4321])
+    audio = 0.1 * torch.randn(3, 16000, generator=g)
+    audio = audio.masked_fill(torch.arange(16000)[None] >= lengths[:, None], 0.0)
+    targets = torch.randint(1, VOCAB, (3, 4), generator=g)
+    target_lengths = torch.tensor([4, 2, 1])
+    targets = targets.masked_fill(torch.arange(4)[None] >= target_lengths[:, None], 0)
+    return audio, lengths, targets, target_lengths
+
+
+def _archs(space: SearchSpace) -> list:
+    rng = random.Random(1234)
+    archs = [space.largest(), space.smallest()]
+    archs += [space.sample(rng) for _ in range(20)]
+    # pin each type so that every one is covered whatever the samples are
+    archs += [space.largest(block=b) for b in ("transformer", "lstm", "blstm", "cnn")]
+    archs += [space.largest(attention=a) for a in ("relpos", "local", "linear")]
+    archs += [space.smallest(feature=f) for f in ("logmel40", "mfcc40", "learnable")]
+    archs += [space.largest(decoder=d) for d in ("rnnt", "attention")]
+    archs += [space.largest(chunk=4, block=b) for b in ("conformer", "transformer", "cnn")]
+    return archs
+
+
+def _close(a, b) -> float:
+    if isinstance(a, tuple):
+        return max(_close(x, y) for x, y in zip(a, b))
+    assert a.shape == b.shape
+    return (a - b).abs().max().item()
+
+
+def test_archs_cover_every_type(space):
+    archs = _archs(space)
+    layers = [la for a in archs for la in a.layers]
+    assert {la.block for la in layers} >= {"conformer", "transformer", "lstm", "blstm", "cnn", "skip"}
+    assert {la.attention for la in layers} >= {"mha", "relpos", "local", "linear"}
+    assert {a.feature for a in archs} == {"logmel80", "logmel40", "mfcc40", "learnable"}
+    assert {a.decoder for a in archs} == {"ctc", "rnnt", "attention"}
+    assert {a.subsampling for a in archs} == {4, 6, 8}
+    assert any(a.streaming and a.lookahead for a in archs) and any(not a.streaming for a in archs)
+
+
+def test_extraction_is_exact(space, supernet):
+    audio, lengths, targets, target_lengths = _batch()
+    for arch in _archs(space):
+        with torch.no_grad():
+            enc, enc_lengths = supernet(audio, lengths, arch)
+            model = extract(supernet, arch)
+            enc2, enc_lengths2 = model(audio, lengths)
+            assert torch.equal(enc_lengths, enc_lengths2)
+            assert enc.shape == (3, int(enc_lengths.max()), arch.width)
+            assert _close(enc, enc2) <= ATOL, arch.describe()
+            out = supernet.head_outputs(enc, enc_lengths, targets, target_lengths, arch)
+            out2 = model.head_outputs(enc2, enc_lengths2, targets, target_lengths)
+            assert _close(out, out2) <= ATOL, arch.describe()
+            loss = supernet.loss(enc, enc_lengths, targets, target_lengths, arch)
+            assert torch.isfinite(loss)
+            assert abs(loss.item() - model.loss(enc2, enc_lengths2, targets, target_lengths).item()) <= 1e-4
+            assert supernet.decode(enc, enc_lengths, arch) == model.decode(enc2, enc_lengths2)
+        assert sum(p.numel() for p in model.parameters()) == arch_params(arch, VOCAB, supernet.net), arch.describe()
+
+
+def test_extracted_model_is_plain_and_independent(space, supernet):
+    arch = space.largest(decoder="rnnt")
+    model = extract(supernet, arch)
+    assert isinstance(model, SubnetModel) and model.arch == arch
+    assert not any("supernet.nn.elastic" in type(m).__module__ or "supernet.nn.mixed" in type(m).__module__
+                   for m in model.modules())
+    assert any(isinstance(m, nn.LSTM) for m in model.modules())
+    ptrs = {p.data_ptr() for p in supernet.parameters()}
+    assert not any(p.data_ptr() in ptrs for p in model.parameters())
+    with torch.no_grad():  # changing the copy leaves the supernet alone
+        before = supernet(*_batch()[:2], arch)[0].clone()
+        for p in model.parameters():
+            p.zero_()
+        assert torch.equal(supernet(*_batch()[:2], arch)[0], before)
+
+
+def test_padding_invariance(space, supernet):
+    audio, lengths, _, _ = _batch()
+    archs = [space.largest(block=b) for b in ("conformer", "transformer", "lstm", "blstm", "cnn")]
+    archs += [space.largest(attention=a) for a in ("relpos", "local", "linear")]
+    archs += [space.smallest(feature="learnable"), space.largest(chunk=4, subsampling=6)]
+    for arch in archs:
+        model = extract(supernet, arch)
+        with torch.no_grad():
+            enc, enc_lengths = model(audio, lengths)
+            for b in (1, 2):
+                n = int(lengths[b])
+                alone, alone_lengths = model(audio[b : b + 1, :n], lengths[b : b + 1])
+                assert alone_lengths.item() == enc_lengths[b].item()
+                t = int(alone_lengths)
+                assert (alone[0] - enc[b, :t]).abs().max().item() <= ATOL, arch.describe()
+                assert enc[b, t:].abs().max().item() == 0.0  # padded frames are zero
+
+
+def _first_dependent_sample(arch, net: NetConfig, t_end: int) -> int:
+    """First audio sample that encoder frames <= t_end may NOT depend on: the subsampler sees feature
+    frames up to (t_end + lookahead) * factor; a feature frame m covers samples < m * hop + win / 2."""
+    last_frame = (t_end + arch.lookahead) * arch.subsampling
+    return last_frame * net.hop_length + net.win_length // 2
+
+
+def test_streaming_outputs_ignore_the_future(space, supernet):
+    net = supernet.net
+    archs = [space.largest(chunk=4, block=b, attention=a) for b in ("conformer", "transformer")
+             for a in ("mha", "relpos", "local", "linear")]
+    archs += [space.largest(chunk=4, block=b) for b in ("lstm", "cnn")]
+    archs += [space.smallest(chunk=4, lookahead=2, feature="learnable"), space.largest(chunk=4, lookahead=0)]
+    g = torch.Generator().manual_seed(5)
+    audio = 0.1 * torch.randn(1, 32000, generator=g)
+    lengths = torch.tensor([32000])
+    for arch in archs:
+        assert arch.streaming
+        model = extract(supernet, arch)
+        t_end = 2 * arch.chunk - 1  # last frame of the second chunk
+        start = _first_dependent_sample(arch, net, t_end)
+        perturbed = audio.clone()
+        perturbed[:, start:] += 0.5 * torch.randn(1, 32000 - start, generator=g)
+        with torch.no_grad():
+            a, _ = model(audio, lengths)
+            b, _ = model(perturbed, lengths)
+            sa, _ = supernet(audio, lengths, arch)
+            sb, _ = supernet(perturbed, lengths, arch)
+        assert (a[:, : t_end + 1] - b[:, : t_end + 1]).abs().max().item() <= 1e-6, arch.describe()
+        assert (sa[:, : t_end + 1] - sb[:, : t_end + 1]).abs().max().item() <= 1e-6, arch.describe()
+        # the perturbation is seen later, so the check above can fail
+        assert (a[:, t_end + 1 :] - b[:, t_end + 1 :]).abs().max().item() > 1e-3, arch.describe()
+        if arch.lookahead:  # the look-ahead is real: the last frames before the bound reach t_end
+            near = audio.clone()
+            near[:, start - net.hop_length * arch.subsampling : start] += 0.5
+            with torch.no_grad():
+                c, _ = model(near, lengths)
+            assert (a[:, t_end] - c[:, t_end]).abs().max().item() > 1e-4, arch.describe()
+
+
+def test_full_context_outputs_see_the_future(space, supernet):
+    arch = space.largest()  # chunk 0: the first frame depends on the end of the utterance
+    model = extract(supernet, arch)
+    audio = 0.1 * torch.randn(1, 32000, generator=torch.Generator().manual_seed(3))
+    perturbed = audio.clone()
+    perturbed[:, 24000:] += 0.5
+    with torch.no_grad():
+        a, b = model(audio, torch.tensor([32000]))[0], model(perturbed, torch.tensor([32000]))[0]
+    assert (a[:, :2] - b[:, :2]).abs().max().item() > 1e-4
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
+def test_encoder_and_heads_script_like_eager(space, supernet):
+    """Static modules stay exportable: TorchScript compiles them and matches eager mode."""
+    audio, lengths, targets, target_lengths = _batch()
+    lstm = space.largest(block="lstm").layers[0]
+    archs = [space.largest(decoder="rnnt", chunk=4, lookahead=2), space.largest(decoder="attention", attention="relpos")]
+    for arch in archs:
+        arch = replace(arch, layers=(lstm,) + arch.layers[1:])  # mix block types in one encoder
+        model = extract(supernet, arch)
+        with torch.no_grad():
+            feats, feat_lengths = model.features(audio, lengths)
+            enc, enc_lengths = model.encoder(feats, feat_lengths)
+            senc, senc_lengths = torch.jit.script(model.encoder)(feats, feat_lengths)
+            assert torch.equal(enc_lengths, senc_lengths) and _close(enc, senc) <= ATOL
+            out = torch.jit.script(model.head)(enc, enc_lengths, targets, target_lengths)
+            assert _close(out, model.head(enc, enc_lengths, targets, target_lengths)) <= ATOL
+
+
+def test_save_and_load_in_a_fresh_process(space, supernet, tmp_path):
+    arch = space.largest(decoder="attention", feature="learnable")
+    model = extract(supernet, arch)
+    path = save_subnet(model, tmp_path / "sub" / "model.pt", extra={"note": "test"})
+    assert path.is_file() and not list(path.parent.glob(".*.tmp"))
+    audio, lengths, _, _ = _batch()
+    with torch.no_grad():
+        expected = model(audio, lengths)[0]
+    torch.save({"audio": audio, "lengths": lengths, "expected": expected}, tmp_path / "io.pt")
+    script = f"""
+import sys, torch
+from supernet.subnet import load_subnet
+m = load_subnet({str(path)!r})
+io = torch.load({str(tmp_path / 'io.pt')!r})
+with torch.no_grad():
+    out, _ = m(io["audio"], io["lengths"])
+assert (out - io["expected"]).abs().max().item() <= {ATOL}, "outputs differ"
+assert not m.training
+assert "supernet.model" not in sys.modules, "loading imported supernet.model"
+print("OK", m.arch.id)
+"""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["OK", arch.id]
+    loaded = load_subnet(path)
+    assert loaded.arch == arch and loaded.vocab_size == VOCAB and loaded.net == supernet.net
+
+
+def test_load_subnet_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such subnet file"):
+        load_subnet(tmp_path / "missing.pt")
+    torch.save({"format": "something-else"}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match=FORMAT):
+        load_subnet(tmp_path / "other.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a torch file")
+    with pytest.raises(ValueError, match="junk.pt"):
+        load_subnet(tmp_path / "junk.pt")
+
+
+def test_writing_a_subnet_back_into_the_supernet(space):
+    """load_static_state_dict is the inverse of extraction (warm starts, progressive shrinking)."""
+    torch.manual_seed(0)
+    net = SpeechSupernet.from_space(space, VOCAB, NetConfig(dropout=0.0)).eval()
+    lstm, cnn = space.largest(block="lstm").layers[0], space.smallest(block="cnn").layers[0]
+    arch = replace(space.smallest(decoder="rnnt", feature="learnable"), layers=(lstm, cnn, space.largest().layers[2]))
+    model = extract(net, arch)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape))
+    untouched = {k: v.clone() for k, v in net.static_state_dict(space.largest(block="transformer")).items()}
+    net.load_static_state_dict(arch, model.state_dict())
+    again = extract(net, arch)
+    for k, v in model.state_dict().items():
+        assert torch.equal(again.state_dict()[k], v), k
+    # weights outside the arch's slices did not move (the largest transformer path shares the front-end only)
+    after = net.static_state_dict(space.largest(block="transformer"))
+    assert all(torch.equal(after[k], v) for k, v in untouched.items() if ".layers." in k)
+    bad = dict(model.state_dict())
+    bad.pop(next(iter(bad)))
+    with pytest.raises(ValueError, match="missing or unexpected keys"):
+        net.load_static_state_dict(arch, bad)
+
+
+@pytest.mark.parametrize("name", ["tiny", "default"])
+def test_shipped_spaces_extract_exactly(name):
+    space = SearchSpace.from_yaml(REPO / f"configs/space/{name}.yaml")
+    torch.manual_seed(0)
+    net = SpeechSupernet.from_space(space, VOCAB).eval()
+    audio, lengths, _, _ = _batch(1)
+    rng = random.Random(7)
+    for arch in [space.sample(rng) for _ in range(6 if name == "tiny" else 1)] + [space.smallest()]:
+        assert space.contains(arch)
+        model = extract(net, arch)
+        with torch.no_grad():
+            assert _close(net(audio, lengths, arch)[0], model(audio, lengths)[0]) <= ATOL, arch.describe()
+        assert sum(p.numel() for p in model.parameters()) == space.params(arch, VOCAB)
