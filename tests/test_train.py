@@ -1,0 +1,173 @@
+"""Supernet training runs on the tiny space and the tiny FSDD corpus (a few steps each)."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def make_cfg(tmp_path, tiny_data_config):
+    """make_cfg(name, **overrides) -> FitConfig: configs/fit/tiny.yaml on the test corpus, output in tmp_path/name."""
+    from supernet.config import from_dict, load_yaml, to_dict
+    from supernet.training.config import FitConfig
+
+    def merge(a: dict, b: dict) -> dict:
+        out = dict(a)
+        for k, v in b.items():
+            out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        return out
+
+    def make(name: str = "run", **overrides):
+        data = load_yaml(REPO / "configs/fit/tiny.yaml")
+        data.update(space=str(REPO / "configs/space/tiny.yaml"), data=to_dict(tiny_data_config), out_dir=str(tmp_path / name))
+        return from_dict(FitConfig, merge(data, overrides))
+
+    return make
+
+
+def _net_state(result_or_module) -> dict[str, torch.Tensor]:
+    module = getattr(result_or_module, "module", result_or_module)
+    return {k: v.detach().clone() for k, v in module.net.state_dict().items()}
+
+
+def _losses(run_dir: Path) -> list[float]:
+    with open(run_dir / "metrics.csv", newline="") as f:
+        return [float(r["train/loss"]) for r in csv.DictReader(f) if r.get("train/loss")]
+
+
+def test_sandwich_run_writes_run_folder_and_reloads(make_cfg):
+    from supernet.training.config import load_fit_config
+    from supernet.training.run import build_module, fit, load_supernet
+
+    cfg = make_cfg("sandwich", trainer={"max_steps": 3, "ckpt_every_steps": 2, "val_every_steps": 2, "limit_val_batches": 1})
+    result = fit(cfg)
+    d = result.run_dir
+    for name in ("config.yaml", "space.yaml", "provenance.json", "supernet.ckpt", "metrics.csv", "summary.json",
+                 "checkpoints/last.ckpt", "checkpoints/step=000002.ckpt"):
+        assert (d / name).is_file(), name
+    assert not list(d.rglob("*.tmp"))  # written atomically
+    s = result.summary
+    assert s["steps"] == 3 and s["nonfinite_steps"] == 0
+    for path in ("largest", "smallest"):
+        assert 0.0 <= s["dev"][path]["wer"] and math.isfinite(s["dev"][path]["wer"])
+    assert yaml.safe_load((d / "space.yaml").read_text())["name"] == "tiny"
+    assert load_fit_config(d / "config.yaml") == cfg  # the resolved config round-trips
+    losses = _losses(d)
+    assert len(losses) == 3 and all(math.isfinite(x) for x in losses)
+    with open(d / "metrics.csv", newline="") as f:
+        val = [r for r in csv.DictReader(f) if r.get("dev/largest/wer")]
+    assert val and val[0]["dev/smallest/wer"] and val[0]["dev/dev/largest/cer"]  # validated during training
+    # The saved supernet is the trained one, and differs from its initialisation.
+    net, space, tokenizer, meta = load_supernet(result.checkpoint)
+    trained = _net_state(result)
+    assert all(torch.equal(v, trained[k]) for k, v in net.state_dict().items())
+    assert meta["state"]["batches_seen"] == 3 and meta["seed"] == cfg.seed and "torch" in meta["versions"]
+    init = build_module(cfg, space, tokenizer).net.state_dict()
+    assert any(not torch.equal(init[k], v) for k, v in trained.items())
+
+
+def test_same_seed_gives_identical_alpha_and_losses(make_cfg):
+    from supernet.training.run import fit
+
+    over = dict(strategy="darts", bilevel={"warmup_steps": 0}, trainer={"max_steps": 2})
+    a, b = fit(make_cfg("a", **over)), fit(make_cfg("b", **over))
+    alphas = [p.detach() for p in a.module.net.arch_parameters()]
+    assert any(x.abs().sum() > 0 for x in alphas)  # alpha did move
+    assert all(torch.equal(x, y.detach()) for x, y in zip(alphas, b.module.net.arch_parameters()))
+    assert _losses(a.run_dir) == _losses(b.run_dir) and len(_losses(a.run_dir)) == 2
+    sa, sb = _net_state(a), _net_state(b)
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert (a.run_dir / "alpha.png").is_file() and (a.run_dir / "alpha_history.json").is_file()
+    assert a.summary["derived"]["argmax"]["arch"] == b.summary["derived"]["argmax"]["arch"]
+
+
+def test_resume_from_mid_run_checkpoint_ends_identical(make_cfg):
+    from supernet.training.run import fit
+
+    over = dict(strategy="gdas", bilevel={"warmup_steps": 1}, trainer={"max_steps": 3, "ckpt_every_steps": 2})
+    full = fit(make_cfg("full", **over), logger=False)
+    ckpt = full.run_dir / "checkpoints" / "step=000002.ckpt"
+    resumed = fit(make_cfg("resumed", **over), resume=ckpt, logger=False)
+    assert resumed.module.batches_seen == 3
+    s1, s2 = _net_state(full), _net_state(resumed)
+    assert all(torch.equal(s1[k], s2[k]) for k in s1)  # weights and alpha
+    assert full.module.alpha_history == resumed.module.alpha_history
+
+
+def test_nonfinite_steps_are_skipped_and_too_many_stop_with_last_good_checkpoint(make_cfg, monkeypatch):
+    from supernet.training import strategies
+    from supernet.training.module import NonFiniteLossError
+    from supernet.training.run import fit, load_supernet
+
+    real = strategies.head_loss
+    calls = {"n": 0}
+    bad_steps: set[int] = set()
+
+    def flaky(*args, **kwargs):  # spos runs one path per step: call n is step n
+        loss = real(*args, **kwargs)
+        step = calls["n"]
+        calls["n"] += 1
+        return loss * float("nan") if step in bad_steps else loss
+
+    monkeypatch.setattr(strategies, "head_loss", flaky)
+    bad_steps.update({1, 2})
+    ok = fit(make_cfg("skips", strategy="spos", trainer={"max_steps": 5, "max_nonfinite": 3}), logger=False)
+    assert ok.summary["nonfinite_steps"] == 2 and ok.summary["steps"] == 5
+    assert all(torch.isfinite(v).all() for v in _net_state(ok).values())
+
+    calls["n"] = 0
+    bad_steps.clear()
+    bad_steps.update(range(2, 100))
+    cfg = make_cfg("diverged", strategy="spos", trainer={"max_steps": 8, "max_nonfinite": 3, "ckpt_every_steps": 1})
+    with pytest.raises(NonFiniteLossError, match=r"3 training steps in a row \(steps 2\.\.4\)"):
+        fit(cfg, logger=False)
+    last = cfg.run_dir / "checkpoints" / "last.ckpt"
+    net, _, _, meta = load_supernet(last)
+    assert meta["state"]["batches_seen"] == 2  # written after the last good step, none after
+    assert all(torch.isfinite(v).all() for v in net.state_dict().values())
+    assert not (cfg.run_dir / "supernet.ckpt").exists()
+
+
+def test_progressive_and_second_order_darts_with_hardware_loss(make_cfg):
+    from supernet.training.run import fit
+
+    prog = fit(make_cfg("progressive", strategy="progressive"), logger=False)  # phases 2 + 1 + 1 steps
+    assert prog.module.batches_seen == 4 and prog.summary["nonfinite_steps"] == 0
+    darts = fit(make_cfg("darts2", strategy="darts", bilevel={"order": 2, "warmup_steps": 0},
+                         hardware={"enabled": True, "cost": "params", "target": 1000.0, "weight": 1.0},
+                         derive_budget=60000.0, trainer={"max_steps": 2}))
+    assert any(a.detach().abs().sum() > 0 for a in darts.module.net.arch_parameters())
+    budget = darts.summary["derived"]["budget"]
+    assert budget["arch"] is not None and budget["predicted_cost"] <= 60000.0
+    with open(darts.run_dir / "metrics.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("train/expected_cost")]
+    assert rows and float(rows[0]["train/hw_penalty"]) > 0  # the target is far below any arch
+
+
+def test_cli_print_config_errors_and_a_short_run(tmp_path, capsys, tiny_data_config, fsdd_dir):
+    from supernet.cli import main
+    from supernet.training.config import load_fit_config
+
+    tiny = str(REPO / "configs/fit/tiny.yaml")
+    assert main(["fit", "-c", tiny, "--print_config", "trainer.max_steps=7", "sandwich.num_random=0"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["trainer"]["max_steps"] == 7 and printed["sandwich"]["num_random"] == 0
+    assert load_fit_config(printed).trainer.max_steps == 7  # printed configs load back
+    assert main(["fit", "-c", tiny, "trainer.max_stepz=3"]) == 1
+    assert "trainer.max_stepz" in capsys.readouterr().err
+    assert main(["fit", "-c", tiny, "strategy=nas"]) == 1
+    assert "allowed values" in capsys.readouterr().err
+    out = tmp_path / "cli"
+    args = ["fit", "-c", tiny, f"space={REPO / 'configs/space/tiny.yaml'}", f"data.cache_dir={tiny_data_config.cache_dir}",
+            f"data.fsdd.fsdd_dir={fsdd_dir}", "trainer.max_steps=2", "sandwich.num_random=0", "--out", str(out)]
+    assert main(args) == 0
+    assert "dev WER largest" in capsys.readouterr().out
+    assert (out / "supernet.ckpt").is_file()
