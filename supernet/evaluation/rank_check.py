@@ -1,0 +1,379 @@
+"""Ranking fidelity of the supernet: do inherited-weight scores order archs as training them would?
+
+``supernet rank-check -c configs/rank_check/NAME.yaml`` samples K archs across the size range
+(stratified by parameter count), trains each one standalone from scratch on the same training
+data until its dev loss stops improving (early stopping with patience, under a step and time
+cap), and compares the standalone dev WER and loss with the supernet's inherited-weight WER and
+loss: Kendall's tau and Spearman's rho, each with a bootstrap confidence interval.
+
+A reference that hit its cap before its dev loss stopped improving did not converge, and a
+ranking against unconverged references measures how fast archs start learning, not how good
+they become (DESIGN.md); the report counts converged references and states the budget.
+
+Output folder (``out_dir``, default ``runs/rank_check/<name>``), each file written atomically::
+
+    config.yaml            the resolved config
+    provenance.json        seed, versions, machine
+    supernet/              the supernet run, when the config trains one (``fit:``)
+    supernet_eval.jsonl    the evaluator's result cache
+    references/<id>.json   one standalone run per arch: learning curve, final step, best scores;
+                           reused by a rerun with the same reference settings (resumable)
+    report.json            per arch: params, supernet and reference scores; correlations with CIs
+    report.md              the same, readable
+    scatter.png            supernet vs standalone, WER and loss
+    curves.png             the references' dev loss and WER over training steps
+
+The standalone trainer is :func:`supernet.evaluation.training.train_subnet` (plain PyTorch, early
+stopping, best weights restored); references are scored by the same :class:`Evaluator` code and
+dev batches as the supernet.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from supernet.config import ConfigError
+from supernet.data.datamodule import DataConfig
+from supernet.evaluation.training import TrainConfig
+
+__all__ = ["RankCheckConfig", "RankCheckResult", "load_rank_check_config", "rank_check", "run", "format_stat", "TARGET_TAU",
+           "TARGET_K"]
+
+log = logging.getLogger(__name__)
+
+TARGET_TAU, TARGET_K = 0.8, 12  # issue #5: tau >= 0.8 on WER with K >= 12 archs
+
+
+def _reference_default() -> TrainConfig:
+    return TrainConfig(max_steps=3000, max_minutes=20.0, eval_every=100, patience=5, monitor="loss")
+
+
+@dataclass
+class RankCheckConfig:
+    """A rank check.
+
+    Args:
+        name: run name; outputs go to ``out_dir`` (default ``runs/rank_check/<name>``).
+        out_dir: output folder.
+        seed: arch sampling, reference initialisation, bootstrap.
+        supernet: a trained supernet (``supernet.ckpt`` of a ``supernet fit`` run).
+        fit: or a fit config (``configs/fit/*.yaml``) to train the supernet first, into
+            ``out_dir/supernet`` (exactly one of ``supernet`` and ``fit``).
+        fit_overrides: fields of the fit config to replace (nested mappings merge key by key),
+            e.g. ``{trainer: {max_steps: 400}}`` (``null`` clears them: ``fit_overrides=null``).
+        data: corpus for the references and the dev scores (default: the supernet's own training
+            data, so references see the same data).
+        num_archs: K, archs compared.
+        pool: random archs drawn before stratifying by params (default 20 K).
+        reference: standalone training of each arch (budget, early stopping, optimiser).
+        eval_batch_size: dev utterances per batch when scoring.
+        bootstrap_samples: resamples of the bootstrap intervals.
+        confidence: level of the intervals.
+        num_threads: torch CPU threads (None: leave the default / OMP_NUM_THREADS).
+        progress: progress bars.
+    """
+
+    name: str = "rank_check"
+    out_dir: str | None = None
+    seed: int = 0
+    supernet: str | None = None
+    fit: str | None = None
+    fit_overrides: dict[str, Any] | None = None
+    data: DataConfig | None = None
+    num_archs: int = 12
+    pool: int | None = None
+    reference: TrainConfig = field(default_factory=_reference_default)
+    eval_batch_size: int = 32
+    bootstrap_samples: int = 2000
+    confidence: float = 0.95
+    num_threads: int | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if (self.supernet is None) == (self.fit is None):
+            raise ValueError("give exactly one of supernet (a supernet.ckpt) and fit (a fit config to train one)")
+        if self.fit_overrides and self.fit is None:
+            raise ValueError("fit_overrides needs fit (they change the fit config used to train the supernet); "
+                             "clear them with fit_overrides=null when giving supernet")
+        if self.num_archs < 2:
+            raise ValueError(f"num_archs must be >= 2 (a ranking needs two archs), got {self.num_archs}")
+        if self.pool is not None and self.pool < self.num_archs:
+            raise ValueError(f"pool ({self.pool}) must be >= num_archs ({self.num_archs})")
+        if self.eval_batch_size < 1 or self.bootstrap_samples < 1:
+            raise ValueError("eval_batch_size and bootstrap_samples must be >= 1")
+        if not 0.0 < self.confidence < 1.0:
+            raise ValueError(f"confidence must be in (0, 1), got {self.confidence}")
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.out_dir) if self.out_dir else Path("runs/rank_check") / self.name
+
+
+def load_rank_check_config(source: str | Path | dict, **overrides: Any) -> RankCheckConfig:
+    """Build a :class:`RankCheckConfig` from a YAML file or dict."""
+    from supernet.config import load_config
+
+    return load_config(RankCheckConfig, source, **overrides)
+
+
+@dataclass
+class RankCheckResult:
+    """What :func:`rank_check` found (``report`` is what report.json holds)."""
+
+    out_dir: Path
+    report: dict[str, Any]
+
+
+# ---------------------------------------------------------------------------- pieces
+def _seed_of(*key: Any) -> int:
+    return int.from_bytes(hashlib.sha256(repr(key).encode()).digest()[:4], "little")
+
+
+def _reference(arch: Any, net_cfg: Any, vocab_size: int, train_set: Any, evaluator: Any, cfg: RankCheckConfig,
+               ref_dir: Path, data_key: dict[str, Any]) -> dict[str, Any]:
+    """Train ``arch`` standalone from scratch (or reuse a finished run with the same settings)."""
+    import torch
+
+    from supernet.config import config_hash, to_dict
+    from supernet.subnet import SubnetModel
+    from supernet.utils import atomic_write_json
+
+    key = config_hash({"reference": to_dict(cfg.reference), "seed": cfg.seed, "net": dataclasses.asdict(net_cfg),
+                       "vocab": vocab_size, "arch": arch.to_dict(), **data_key})
+    path = ref_dir / f"{arch.id}.json"
+    if path.is_file():
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        if saved.get("key") == key:
+            log.info("reference %s: reusing %s", arch.id, path)
+            return saved
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(_seed_of(cfg.seed, arch.id))  # initialisation, independent of the order of archs
+        model = SubnetModel(arch, vocab_size, net_cfg)
+    from supernet.evaluation.training import train_subnet
+
+    res = train_subnet(model, train_set, cfg.reference, lambda m: evaluator.score_model(m, arch.id),
+                       progress=cfg.progress, label=arch.id)
+    row = {"key": key, "arch_id": arch.id, "arch": arch.to_dict(), **res.to_dict()}
+    atomic_write_json(path, row)
+    return row
+
+
+def _plots(rows: list[dict], corr: dict, out: Path, title: str) -> dict[str, str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from supernet.utils import atomic_path
+
+    files = {}
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
+    for ax, metric in zip(axes, ("wer", "loss")):
+        x = [r["reference"][metric] for r in rows]
+        y = [r["supernet"][metric] for r in rows]
+        sc = ax.scatter(x, y, c=[r["params"] / 1e6 for r in rows], cmap="viridis")
+        for r, xi, yi in zip(rows, x, y):
+            ax.annotate(r["arch_id"][:6], (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        tau, rho = corr[metric]["kendall_tau"], corr[metric]["spearman"]
+        name = "WER" if metric == "wer" else metric
+        ax.set_title(f"dev {name}: Kendall tau {format_stat(tau)}, Spearman {format_stat(rho)}", fontsize=8)
+        ax.set_xlabel(f"standalone (trained from scratch) dev {name}")
+        ax.set_ylabel(f"supernet (inherited weights) dev {name}")
+        fig.colorbar(sc, ax=ax, label="params (M)")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    with atomic_path(out / "scatter.png") as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+    files["scatter"] = "scatter.png"
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
+    for r in rows:
+        curve = r["curve"]
+        steps = [p["step"] for p in curve]
+        label = f"{r['arch_id'][:6]} ({r['params'] / 1e6:.2f}M){'' if r['converged'] else ' capped'}"
+        for ax, metric in zip(axes, ("loss", "wer")):
+            (line,) = ax.plot(steps, [p[metric] for p in curve], marker=".", label=label)
+            best = next(p for p in curve if p["step"] == r["best_step"])
+            ax.plot([best["step"]], [best[metric]], "o", mfc="none", ms=9, color=line.get_color())
+    axes[0].set_yscale("log")  # the first steps' loss would flatten the rest
+    for ax, metric in zip(axes, ("dev loss", "dev WER")):
+        ax.set_xlabel("training step")
+        ax.set_ylabel(metric)
+        ax.set_title(f"standalone references: {metric} (circle: best, kept)", fontsize=9)
+    axes[1].legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    with atomic_path(out / "curves.png") as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+    files["curves"] = "curves.png"
+    return files
+
+
+def format_stat(s: dict[str, Any]) -> str:
+    """``+0.733 [+0.400, +1.000]``, or why there is no number."""
+    if s["value"] is None:
+        return "undefined (constant scores: no ranking)"
+    if s["low"] is None:
+        return f"{s['value']:+.3f} [interval undefined]"
+    return f"{s['value']:+.3f} [{s['low']:+.3f}, {s['high']:+.3f}]"
+
+
+def _json_safe(obj: Any) -> Any:
+    """NaN/inf -> None, so report.json is strict JSON (readable by jq and browsers)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def _markdown(report: dict[str, Any]) -> str:
+    b = report["reference_budget"]
+    cap = f"{b['max_steps']} steps" + (f" / {b['max_minutes']} min" if b["max_minutes"] is not None else "")
+    t = report["target"]
+    verdict = "met" if t["met"] else "not met"
+    if not t["valid"]:
+        verdict += " (not a valid test: fewer archs than required or not every reference converged)"
+    lines = [f"# Rank check: {report['name']}", "",
+             f"Supernet `{report['supernet']}`, space `{report['space']}`, {report['num_archs']} archs stratified by "
+             f"params, seed {report['seed']}.", "",
+             f"References: trained from scratch on the same data, early stopping on dev {b['monitor']} (patience "
+             f"{b['patience']} evaluations, one every {b['eval_every']} steps), capped at {cap}. "
+             f"**{report['converged']} of {report['num_archs']} converged** (stopped by patience, not by the cap). "
+             f"Training took {report['reference_seconds']:.0f} s in all.",
+             "", "| | Kendall tau | Spearman rho |", "|---|---|---|"]
+    for metric in ("wer", "loss"):
+        c = report["correlations"][metric]
+        lines.append(f"| dev {metric} | {format_stat(c['kendall_tau'])} | {format_stat(c['spearman'])} |")
+    decoders = sorted({r["arch"]["decoder"] for r in report["archs"]})
+    if len(decoders) > 1:
+        lines += ["", f"The archs use several decoders ({', '.join(decoders)}) whose losses are different quantities "
+                      "(CTC, RNN-T, joint CTC/attention), so the loss correlation mixes scales; WER compares across them."]
+    small = (" With this few archs the interval understates the uncertainty: a resample repeats archs, and a "
+             "perfect ranking of a handful resamples to itself." if report["num_archs"] < 10 else "")
+    lines += ["", f"Intervals: {report['confidence']:.0%} percentile bootstrap over archs "
+                  f"({report['bootstrap_samples']} resamples).{small}",
+              f"Target (issue #5), tau >= {t['kendall_tau']} on WER with K >= {t['num_archs']}: **{verdict}**.", "",
+              "| arch | params | supernet WER | standalone WER | supernet loss | standalone loss | best / final step "
+              "| stopped | describe |", "|---|---|---|---|---|---|---|---|---|"]
+    num = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731 - None: a non-finite value
+    for r in report["archs"]:
+        sup, ref = r["supernet"], r["reference"]
+        lines.append(f"| `{r['arch_id']}` | {r['params'] / 1e6:.3f}M | {num(sup['wer'])} | {num(ref['wer'])} | "
+                     f"{num(sup['loss'])} | {num(ref['loss'])} | {r['best_step']} / {r['final_step']} | {r['stopped']} | "
+                     f"{r['describe']} |")
+    lines += ["", "![supernet vs standalone](scatter.png)", "", "![learning curves](curves.png)", ""]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- run
+def rank_check(cfg: RankCheckConfig, net: Any, space: Any, tokenizer: Any, datamodule: Any,
+               supernet_label: str = "<in memory>") -> RankCheckResult:
+    """Run the rank check on a loaded supernet and a set-up DataModule; write the output folder.
+
+    Args:
+        cfg: the rank check.
+        net: the trained :class:`~supernet.model.SpeechSupernet` (eval mode).
+        space: its :class:`~supernet.space.SearchSpace` (archs are sampled from it).
+        tokenizer: the supernet's tokenizer.
+        datamodule: a :class:`~supernet.data.SpeechDataModule` after ``setup("fit")`` (train and dev sets).
+        supernet_label: names the supernet in the report.
+    """
+    import yaml
+
+    from supernet.config import to_dict
+    from supernet.evaluation.evaluator import Evaluator
+    from supernet.evaluation.ranking import rank_correlations, stratified_sample
+    from supernet.utils import atomic_write_json, atomic_write_text, provenance
+
+    out = cfg.run_dir
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True))
+    atomic_write_json(out / "provenance.json", provenance(cfg, cfg.seed))
+    if datamodule.train_set is None or not datamodule.dev_sets:
+        raise ValueError("the DataModule needs train and dev sets: call setup('fit') first")
+    evaluator = Evaluator(net, datamodule.dev_sets, tokenizer, batch_size=cfg.eval_batch_size,
+                          cache_path=out / "supernet_eval.jsonl")
+    vocab = tokenizer.vocab_size
+    archs = stratified_sample(space, cfg.num_archs, random.Random(f"rank-check/{cfg.seed}"),
+                              size=lambda a: space.params(a, vocab), pool=cfg.pool)
+    data_key = {"data": to_dict(datamodule.cfg), "dev": evaluator.data_fingerprint}
+    rows = []
+    t0 = time.monotonic()
+    for i, arch in enumerate(archs, 1):
+        sup = evaluator.evaluate(arch)
+        print(f"[{i}/{len(archs)}] {arch.id} {arch.describe()}: supernet WER {sup.wer:.3f}; training the reference",
+              file=sys.stderr, flush=True)
+        ref = _reference(arch, net.config.net, vocab, datamodule.train_set, evaluator, cfg, out / "references", data_key)
+        rows.append({"arch_id": arch.id, "describe": arch.describe(), "arch": arch.to_dict(), "params": sup["params"],
+                     "supernet": {"wer": sup.wer, "cer": sup.cer, "loss": sup.loss},
+                     "reference": {k: ref["best"][k] for k in ("wer", "cer", "loss")},
+                     "best_step": ref["best_step"], "final_step": ref["final_step"], "stopped": ref["stopped"],
+                     "converged": ref["converged"], "seconds": ref["seconds"], "curve": ref["curve"]})
+    corr = {}
+    for metric in ("wer", "loss"):
+        stats_ = rank_correlations([r["supernet"][metric] for r in rows], [r["reference"][metric] for r in rows],
+                                   samples=cfg.bootstrap_samples, confidence=cfg.confidence, seed=cfg.seed)
+        corr[metric] = _json_safe({k: v.to_dict() for k, v in stats_.items()})
+    converged = sum(r["converged"] for r in rows)
+    valid = len(rows) >= TARGET_K and converged == len(rows)
+    tau = corr["wer"]["kendall_tau"]["value"]  # None when undefined
+    report = {
+        "name": cfg.name, "supernet": supernet_label, "space": f"{space.name} ({space.hash})", "seed": cfg.seed,
+        "num_archs": len(rows), "converged": converged, "reference_budget": to_dict(cfg.reference),
+        "reference_seconds": round(sum(r["seconds"] for r in rows), 1), "elapsed_seconds": round(time.monotonic() - t0, 1),
+        "bootstrap_samples": cfg.bootstrap_samples, "confidence": cfg.confidence, "correlations": corr,
+        "target": {"kendall_tau": TARGET_TAU, "num_archs": TARGET_K, "met": bool(valid and tau is not None and tau >= TARGET_TAU),
+                   "valid": valid},
+        "archs": rows,
+    }
+    report["files"] = _plots(rows, corr, out, f"{cfg.name}: K={len(rows)}, {converged}/{len(rows)} references converged")
+    report["files"].update({"report_json": "report.json", "report_md": "report.md"})
+    report = _json_safe(report)
+    atomic_write_json(out / "report.json", report)
+    atomic_write_text(out / "report.md", _markdown(report))
+    return RankCheckResult(out, report)
+
+
+def _fit_config(cfg: RankCheckConfig) -> Any:
+    from supernet.config import from_dict, load_yaml
+    from supernet.fit_cli import _merge  # `supernet fit`'s merge rule for -c files, shared
+    from supernet.training.config import FitConfig
+
+    data = _merge(load_yaml(cfg.fit), cfg.fit_overrides or {})
+    data["out_dir"] = str(cfg.run_dir / "supernet")
+    return from_dict(FitConfig, data, where=f"{cfg.fit} + rank-check fit_overrides")
+
+
+def run(cfg: RankCheckConfig) -> RankCheckResult:
+    """Resolve the supernet (load it, or train it with ``cfg.fit``), set up the data, run the check."""
+    import torch
+
+    from supernet.data.datamodule import SpeechDataModule
+    from supernet.training.run import fit, load_supernet
+
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    ckpt = cfg.supernet
+    if ckpt is None:
+        ckpt = str(fit(_fit_config(cfg)).checkpoint)
+    net, space, tokenizer, meta = load_supernet(ckpt)
+    data_cfg = cfg.data or meta["config"].data
+    dm = SpeechDataModule(data_cfg, tokenizer=tokenizer, progress=cfg.progress)
+    dm.prepare_data()
+    dm.setup("fit")
+    return rank_check(cfg, net, space, tokenizer, dm, supernet_label=str(ckpt))

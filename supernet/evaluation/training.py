@@ -1,0 +1,237 @@
+"""Train a static subnet on the training set, with early stopping on the shared dev scoring.
+
+One loop serves two purposes:
+
+- rank-check references: a fresh ``SubnetModel`` trained from scratch until its dev loss stops
+  improving (``supernet.rank_check``);
+- progressive evaluation: an extracted subnet fine-tuned from its inherited weights, stopped on
+  dev WER (``supernet.evaluation.progressive``).
+
+Dev scores come from a callback, in practice :meth:`Evaluator.score_model
+<supernet.evaluation.evaluator.Evaluator.score_model>`, so references, fine-tuned subnets and
+the supernet are scored by the same code on the same batches. A plain PyTorch loop rather than a
+Lightning Trainer: the model is a small static module, validation is that callback, and early
+stopping restores the best weights, so the loop stays one screen long.
+
+Randomness: initialisation is the caller's; batch order comes from ``LengthBucketSampler``
+seeded by ``seed``, SpecAugment from a ``torch.Generator``, and dropout from the global torch
+RNG inside ``torch.random.fork_rng`` seeded by ``seed`` (the caller's RNG state is untouched).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from supernet.baseline.config import OptimConfig
+from supernet.data.datamodule import LengthBucketSampler, collate
+from supernet.data.features import SpecAugment, SpecAugmentConfig
+
+__all__ = ["TrainConfig", "TrainResult", "train_subnet"]
+
+log = logging.getLogger(__name__)
+
+
+def _constant_optim() -> OptimConfig:
+    # Early stopping decides the length, so the schedule must not anneal towards a fixed end.
+    return OptimConfig(lr=1e-3, schedule="constant", warmup=0.05)
+
+
+@dataclass
+class TrainConfig:
+    """Budget, early stopping and optimiser of :func:`train_subnet`.
+
+    Args:
+        max_steps: cap on optimiser steps.
+        max_minutes: cap on wall-clock training time (None: steps only, reproducible).
+        eval_every: steps between dev evaluations.
+        patience: stop after this many evaluations without improvement of ``monitor``.
+        min_delta: an improvement must exceed this.
+        monitor: "loss" (dev loss) or "wer" (dev WER).
+        batch_size: training utterances per batch.
+        train_fraction: share of the training set used (a seeded subset).
+        optim: AdamW settings; the schedule's progress is max(step / max_steps, elapsed /
+            max_minutes); keep it "constant" when early stopping decides the length.
+        specaugment: feature masking during training (None: off).
+        seed: batch order, subset, SpecAugment and dropout.
+    """
+
+    max_steps: int = 2000
+    max_minutes: float | None = None
+    eval_every: int = 50
+    patience: int = 4
+    min_delta: float = 0.0
+    monitor: Literal["loss", "wer"] = "loss"
+    batch_size: int = 16
+    train_fraction: float = 1.0
+    optim: OptimConfig = field(default_factory=_constant_optim)
+    specaugment: SpecAugmentConfig | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("max_steps", "eval_every", "patience", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_minutes is not None and self.max_minutes <= 0:
+            raise ValueError(f"max_minutes must be > 0 (or null), got {self.max_minutes}")
+        if not 0.0 < self.train_fraction <= 1.0:
+            raise ValueError(f"train_fraction is a share of the training set in (0, 1], got {self.train_fraction}")
+        if self.monitor not in ("loss", "wer"):
+            raise ValueError(f"monitor must be 'loss' or 'wer', got {self.monitor!r}")
+        if self.min_delta < 0:
+            raise ValueError(f"min_delta must be >= 0, got {self.min_delta}")
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_subnet` did.
+
+    Attributes:
+        curve: one point per dev evaluation: ``{"step", "seconds", "train_loss", "loss", "wer", "cer"}``
+            (``train_loss``: mean since the previous point; step 0 is the starting model).
+        best_step: step of the best ``monitor`` value; the model holds those weights on return.
+        final_step: steps taken.
+        stopped: "patience" (converged by the early-stopping rule), "max_steps" or "max_minutes".
+        best: the dev metrics at ``best_step``.
+        seconds: training wall time (evaluations included).
+        skipped_steps: steps skipped because the loss or gradient was not finite.
+    """
+
+    curve: list[dict[str, float]]
+    best_step: int
+    final_step: int
+    stopped: str
+    best: Mapping[str, float]
+    seconds: float
+    skipped_steps: int = 0
+
+    @property
+    def converged(self) -> bool:
+        """True when early stopping ended the run (the monitored dev score stopped improving)."""
+        return self.stopped == "patience"
+
+    def to_dict(self) -> dict[str, Any]:
+        best = self.best.to_dict() if hasattr(self.best, "to_dict") else dict(self.best)
+        return {"curve": self.curve, "best_step": self.best_step, "final_step": self.final_step, "stopped": self.stopped,
+                "converged": self.converged, "best": best, "seconds": self.seconds, "skipped_steps": self.skipped_steps}
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim < 2 else decay).append(p)  # biases and norm gains are not decayed
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def train_subnet(model: nn.Module, train_set: Any, cfg: TrainConfig, evaluate: Callable[[nn.Module], Mapping[str, float]],
+                 *, progress: bool = False, label: str = "") -> TrainResult:
+    """Train ``model`` on ``train_set`` until ``cfg.monitor`` stops improving or a cap is hit.
+
+    Args:
+        model: a static subnet with the :class:`~supernet.subnet.SubnetModel` interface
+            (``features``, ``encoder``, ``loss``); trained in place and left with the best weights
+            seen (in eval mode).
+        train_set: a dataset of ``{"audio", "target", "text", "lang", "id"}`` items with
+            ``durations`` (``SpeechDataset``).
+        cfg: budget, early stopping, optimiser.
+        evaluate: ``f(model) -> metrics`` with "loss" and "wer" (e.g. ``Evaluator.score_model``).
+        progress: show a progress bar.
+        label: names the run in the progress bar and logs.
+    """
+    from tqdm import tqdm
+
+    n = len(train_set)
+    if n == 0:
+        raise ValueError("train_set is empty")
+    rng = random.Random(f"train/{cfg.seed}")
+    subset = sorted(rng.sample(range(n), max(1, round(cfg.train_fraction * n)))) if cfg.train_fraction < 1 else list(range(n))
+    durations = getattr(train_set, "durations", None) or [len(train_set[i]["audio"]) for i in range(n)]
+    sampler = LengthBucketSampler([durations[i] for i in subset], batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed)
+    spec = SpecAugment(cfg.specaugment, seed=cfg.seed) if cfg.specaugment is not None else None
+    gen = torch.Generator().manual_seed(cfg.seed)
+    opt = torch.optim.AdamW(_param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr * cfg.optim.lr_factor(0.0),
+                            betas=cfg.optim.betas, eps=cfg.optim.eps)
+    device = next(model.parameters()).device
+    sign = 1.0  # both monitored values are minimised
+
+    def score(step: int, train_losses: list[float], t0: float) -> tuple[dict[str, float], Mapping[str, float]]:
+        m = evaluate(model)
+        point = {"step": step, "seconds": round(time.monotonic() - t0, 3),
+                 "train_loss": sum(train_losses) / len(train_losses) if train_losses else math.nan,
+                 "loss": float(m["loss"]), "wer": float(m["wer"]), "cer": float(m["cer"])}
+        return point, m
+
+    t0 = time.monotonic()
+    point, best_metrics = score(0, [], t0)
+    curve = [point]
+    best_value, best_step, best_state, bad = sign * point[cfg.monitor], 0, copy.deepcopy(model.state_dict()), 0
+    step, epoch, skipped, stopped = 0, 0, 0, ""
+    train_losses: list[float] = []
+    bar = tqdm(total=cfg.max_steps, desc=f"train {label}".strip(), unit="step", disable=not progress, leave=False)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)  # dropout
+        while not stopped:
+            sampler.set_epoch(epoch)
+            epoch += 1
+            for idx in sampler:
+                elapsed = time.monotonic() - t0
+                prog = step / cfg.max_steps
+                if cfg.max_minutes is not None:
+                    prog = max(prog, elapsed / (60 * cfg.max_minutes))
+                for g in opt.param_groups:
+                    g["lr"] = cfg.optim.lr * cfg.optim.lr_factor(prog)
+                batch = collate([train_set[subset[i]] for i in idx])
+                model.train()
+                feats, feat_lengths = model.features(batch["audio"].to(device), batch["audio_lengths"].to(device))
+                if spec is not None:
+                    feats = spec(feats, feat_lengths, generator=gen)
+                enc, enc_lengths = model.encoder(feats, feat_lengths)
+                loss = model.loss(enc, enc_lengths, batch["targets"].to(device), batch["target_lengths"].to(device))
+                opt.zero_grad(set_to_none=True)
+                if torch.isfinite(loss):
+                    loss.backward()
+                    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip or float("inf"))
+                    if torch.isfinite(norm):
+                        opt.step()
+                        train_losses.append(loss.item())
+                    else:
+                        skipped += 1
+                else:
+                    skipped += 1
+                step += 1
+                bar.update(1)
+                over_time = cfg.max_minutes is not None and time.monotonic() - t0 >= 60 * cfg.max_minutes
+                if step % cfg.eval_every == 0 or step >= cfg.max_steps or over_time:
+                    point, metrics = score(step, train_losses, t0)
+                    train_losses = []
+                    curve.append(point)
+                    bar.set_postfix(loss=f"{point['loss']:.3f}", wer=f"{point['wer']:.3f}")
+                    if sign * point[cfg.monitor] < best_value - cfg.min_delta:
+                        best_value, best_step, best_metrics, bad = sign * point[cfg.monitor], step, metrics, 0
+                        best_state = copy.deepcopy(model.state_dict())
+                    else:
+                        bad += 1
+                    if bad >= cfg.patience:
+                        stopped = "patience"
+                if not stopped and step >= cfg.max_steps:
+                    stopped = "max_steps"
+                if not stopped and over_time:
+                    stopped = "max_minutes"
+                if stopped:
+                    break
+    bar.close()
+    model.load_state_dict(best_state)
+    model.eval()
+    if skipped:
+        log.warning("%s: %d of %d steps skipped (non-finite loss or gradient)", label or "train_subnet", skipped, step)
+    return TrainResult(curve, best_step, step, stopped, best_metrics, round(time.monotonic() - t0, 3), skipped)

@@ -1,0 +1,170 @@
+"""Rank check: bootstrap intervals, stratified sampling, standalone training, end to end."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from supernet.evaluate import RankStat, TrainConfig, bootstrap_ci, rank_correlations, stratified_sample, train_subnet
+from supernet.space import SearchSpace
+
+REPO_CONFIGS = __import__("pathlib").Path(__file__).resolve().parents[1] / "configs"
+
+
+# ---------------------------------------------------------------------------- statistics
+def test_bootstrap_interval_contains_the_point_estimate():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=20)
+    y = x + rng.normal(scale=0.7, size=20)
+    out = rank_correlations(x, y, samples=300, confidence=0.9, seed=0)
+    for name, s in out.items():
+        assert isinstance(s, RankStat) and s.n == 20 and s.samples == 300 and s.confidence == 0.9
+        assert -1.0 <= s.low <= s.value <= s.high <= 1.0, (name, s)
+        assert s.high - s.low > 0.05  # noisy pairs: a real interval
+    from scipy import stats
+
+    assert out["kendall_tau"].value == pytest.approx(stats.kendalltau(x, y).statistic)
+    assert out["spearman"].value == pytest.approx(stats.spearmanr(x, y).statistic)
+    again = rank_correlations(x, y, samples=300, confidence=0.9, seed=0)
+    assert again == out  # seeded
+
+
+def test_bootstrap_of_a_perfect_ranking_and_of_degenerate_resamples():
+    s = bootstrap_ci([1, 2, 3, 4], [10, 20, 30, 40], lambda a, b: float(np.corrcoef(a, b)[0, 1]), samples=200)
+    assert s.value == pytest.approx(1.0) and s.low == pytest.approx(1.0) and s.high == pytest.approx(1.0)
+    assert s.undefined > 0  # with 4 pairs some resamples repeat one arch: no ranking, dropped and counted
+    flat = rank_correlations([1, 1, 1], [1, 2, 3], samples=50)["kendall_tau"]
+    assert np.isnan(flat.value) and flat.undefined == 50
+    with pytest.raises(ValueError, match="at least 2 pairs"):
+        bootstrap_ci([1], [1], lambda a, b: 0.0)
+    with pytest.raises(ValueError, match="paired"):
+        bootstrap_ci([1, 2], [1, 2, 3], lambda a, b: 0.0)
+
+
+def test_stratified_sample_spans_the_size_range():
+    space = SearchSpace.from_yaml(REPO_CONFIGS / "space/tiny.yaml")
+    size = lambda a: space.params(a, 12)  # noqa: E731
+    archs = stratified_sample(space, 5, random.Random(0), size, pool=200)
+    assert len({a.id for a in archs}) == 5
+    sizes = [size(a) for a in archs]
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
+    rng, pool = random.Random(1), set()
+    for _ in range(200):
+        pool.add(size(space.sample(rng)))
+    ranked = sorted(pool)
+    assert sizes[0] <= ranked[len(ranked) // 4] and sizes[-1] >= ranked[3 * len(ranked) // 4]  # both tails covered
+    assert [a.id for a in stratified_sample(space, 5, random.Random(0), size, pool=200)] == [a.id for a in archs]
+    with pytest.raises(ValueError, match="fewer than k"):
+        stratified_sample(SearchSpace.from_dict({
+            "name": "one", "frontend": {"feature": ["logmel40"], "subsampling": [4]},
+            "encoder": {"width": [16], "layers": 1, "min_depth": 1, "layer": {"block": ["lstm"]}},
+            "decoder": {"type": ["ctc"]}}), 2, random.Random(0), size, pool=10)
+
+
+# ---------------------------------------------------------------------------- training
+def test_train_subnet_early_stops_records_a_curve_and_keeps_the_best_weights():
+    from supernet.subnet import SubnetModel
+
+    space = SearchSpace.from_yaml(REPO_CONFIGS / "space/tiny.yaml")
+    arch = space.smallest(decoder="ctc", chunk=0)
+    torch.manual_seed(0)
+    model = SubnetModel(arch, 6)
+    g = torch.Generator().manual_seed(0)
+    items = [{"audio": 0.1 * torch.randn(3200, generator=g), "target": torch.tensor([1 + i % 5, 2]), "text": "ab",
+              "lang": "en", "id": str(i)} for i in range(6)]
+    calls = {"n": 0}
+    scores = [3.0, 2.0, 1.0, 1.5, 1.7, 1.8, 1.9]  # best at the 2nd evaluation after the start, then worse
+
+    def evaluate(m):
+        v = scores[calls["n"]]
+        calls["n"] += 1
+        return {"loss": v, "wer": v, "cer": v, "state": {k: t.clone() for k, t in m.state_dict().items()}}
+
+    cfg = TrainConfig(max_steps=50, eval_every=2, patience=2, batch_size=3)
+    res = train_subnet(model, items, cfg, evaluate)
+    assert res.stopped == "patience" and res.converged
+    assert [p["step"] for p in res.curve] == [0, 2, 4, 6, 8]
+    assert res.best_step == 4 and res.final_step == 8 and res.best["loss"] == 1.0
+    for k, t in model.state_dict().items():  # the best weights are restored
+        assert torch.equal(t, res.best["state"][k])
+    capped = train_subnet(SubnetModel(arch, 6), items, TrainConfig(max_steps=3, eval_every=2, patience=5, batch_size=3),
+                          lambda m: {"loss": 1.0, "wer": 1.0, "cer": 1.0})
+    assert capped.stopped == "max_steps" and not capped.converged and capped.final_step == 3
+
+
+# ---------------------------------------------------------------------------- end to end
+@pytest.fixture
+def tiny_fit_yaml(tmp_path, tiny_fsdd_config, tiny_corpus, corpus_cache_dir):
+    data = yaml.safe_load((REPO_CONFIGS / "fit/tiny.yaml").read_text())
+    data["space"] = str(REPO_CONFIGS / "space/tiny.yaml")
+    data["data"]["cache_dir"] = str(corpus_cache_dir)
+    data["data"]["fsdd"]["fsdd_dir"] = tiny_fsdd_config.fsdd_dir
+    data["trainer"]["max_steps"] = 2
+    path = tmp_path / "fit.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_rank_check_end_to_end_writes_the_report(tmp_path, tiny_fit_yaml, capsys):
+    from supernet.cli import main
+
+    cfg = yaml.safe_load((REPO_CONFIGS / "rank_check/tiny.yaml").read_text())
+    cfg.update(fit=str(tiny_fit_yaml), num_archs=3, bootstrap_samples=100)
+    cfg["reference"].update(max_steps=4, eval_every=2, patience=1)
+    path = tmp_path / "rc.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "out"
+    assert main(["rank-check", "-c", str(path), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "dev wer" in printed and "Kendall tau" in printed and "Spearman" in printed
+    for name in ("report.json", "report.md", "scatter.png", "curves.png", "config.yaml", "provenance.json",
+                 "supernet_eval.jsonl", "supernet/supernet.ckpt"):
+        assert (out / name).is_file(), name
+    report = json.loads((out / "report.json").read_text())
+    assert report["num_archs"] == 3 and len(report["archs"]) == 3
+    assert set(report["correlations"]) == {"wer", "loss"}
+    assert set(report["correlations"]["loss"]) == {"kendall_tau", "spearman"}
+    assert report["target"]["valid"] is False  # K = 3 < 12
+    for r in report["archs"]:
+        assert (out / "references" / f"{r['arch_id']}.json").is_file()
+        assert r["curve"][0]["step"] == 0 and r["final_step"] <= 4 and r["stopped"] in ("patience", "max_steps")
+    params = [r["params"] for r in report["archs"]]
+    assert params == sorted(params)
+    assert (out / "scatter.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Kendall tau" in (out / "report.md").read_text()
+    # a rerun with the same settings reuses the references instead of retraining them
+    stamps = {p.name: p.stat().st_mtime_ns for p in (out / "references").iterdir()}
+    cfg["supernet"], cfg["fit"] = str(out / "supernet/supernet.ckpt"), None
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["rank-check", "-c", str(path), "--out", str(out)]) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "references").iterdir()} == stamps
+    # `supernet evaluate` on the same checkpoint and archs gives the report's supernet scores
+    archs = tmp_path / "archs.jsonl"
+    archs.write_text("".join(json.dumps({"arch": r["arch"]}) + "\n" for r in report["archs"]))
+    scored = tmp_path / "scored.jsonl"
+    assert main(["evaluate", cfg["supernet"], "--archs", str(archs), "--out", str(scored), "--batch-size", "3"]) == 0
+    rows = [json.loads(line) for line in scored.read_text().splitlines()]
+    assert [r["arch_id"] for r in rows] == [r["arch_id"] for r in report["archs"]]
+    for row, r in zip(rows, report["archs"]):
+        assert row["metrics"]["wer"] == pytest.approx(r["supernet"]["wer"])
+        assert row["metrics"]["loss"] == pytest.approx(r["supernet"]["loss"], rel=1e-5)
+
+
+def test_rank_check_config_errors_name_the_field(tmp_path):
+    from supernet.config import ConfigError
+    from supernet.rank_check import resolve_config
+
+    base = str(REPO_CONFIGS / "rank_check/tiny.yaml")
+    with pytest.raises(ConfigError, match="exactly one of supernet"):
+        resolve_config([base], ["supernet=x.ckpt"])
+    with pytest.raises(ConfigError, match="num_archs must be >= 2"):
+        resolve_config([base], ["num_archs=1"])
+    with pytest.raises(ConfigError, match="unknown field.*reference.steps"):
+        resolve_config([base], ["reference.steps=3"])
+    with pytest.raises(ConfigError, match="monitor"):
+        resolve_config([base], ["reference.monitor=cer"])
