@@ -1,0 +1,168 @@
+"""Streaming benchmark: a mobile-like streaming subnet at 160 ms chunks on 1 thread.
+
+Trains two standalone subnets briefly on FSDD connected digits with the project's subnet trainer
+(``supernet.evaluation.training.train_subnet``, wall budget ``--minutes`` each, same recipe):
+
+- the mobile-like streaming arch: 4 causal Conformer layers (width 96), CTC, chunks of 4 encoder
+  frames = 160 ms, 2 frames (80 ms) of look-ahead;
+- its full-context twin: the same arch with chunk 0 (whole-utterance attention, centred convolutions).
+
+Then exports the streaming one (ONNX) and streams the dev utterances through ONNX Runtime on
+1 thread in 160 ms pieces (``supernet.streaming.evaluate_streaming``). Reported:
+
+- per-piece processing time (median / p90 / max, wall clock and process CPU time), and its ratio
+  to the piece duration. Target: <= 0.2 x 160 ms;
+- streaming WER vs the full-context twin's WER. Target: streaming WER <= 1.15 x full-context WER;
+- the streaming model's own whole-utterance WER (equal to its streaming WER by construction).
+
+Short budgets give undertrained models: the WERs say how far this budget gets, not what the
+archs can reach. Writes bench/results/streaming.json and keeps the subnets and the model
+directory under runs/bench/streaming-<time>/.
+
+Usage:
+    OMP_NUM_THREADS=2 .venv/bin/python bench/streaming.py [--minutes 5] [--dev-utts 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from common import ROOT, Contention, pin_threads, write_result
+
+CHUNK_MS = 160.0
+TARGET_RTF = 0.2
+TARGET_WER_RATIO = 1.15
+UNTRAINED_WER = 0.9  # above this the WER comparison is not judged (the budget did not train the models)
+
+
+def mobile_arch(chunk: int = 4, lookahead: int | None = 2):
+    from supernet.space import Arch, LayerArch
+
+    conf = LayerArch("conformer", "mha", 4, 2, 15)
+    return Arch("logmel40", 4, 96, (conf,) * 4, "ctc", chunk=chunk, lookahead=lookahead)
+
+
+def train(arch, dm, minutes: float, seed: int, progress: bool, batches, tokenizer):
+    import torch
+
+    from supernet.baseline.config import OptimConfig
+    from supernet.data.features import SpecAugmentConfig
+    from supernet.evaluation.training import TrainConfig, train_subnet
+    from supernet.finetune import score_subnet
+    from supernet.nn.config import NetConfig
+    from supernet.subnet import SubnetModel
+
+    torch.manual_seed(seed)
+    model = SubnetModel(arch, tokenizer.vocab_size, NetConfig(dropout=0.05, subsampler_channels=64))
+    cfg = TrainConfig(max_steps=10**6, max_minutes=minutes, eval_every=150, patience=10**6, monitor="wer", batch_size=16,
+                      optim=OptimConfig(lr=2e-3, schedule="cosine", warmup=0.05, weight_decay=0.01, grad_clip=5.0),
+                      specaugment=SpecAugmentConfig(freq_masks=2, freq_width=8, time_masks=2, time_width=20), seed=seed)
+    res = train_subnet(model, dm.train_set, cfg, lambda m: score_subnet(m, batches, tokenizer), progress=progress,
+                       label=arch.describe())
+    return model, res
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--minutes", type=float, default=5.0, help="training wall budget per model")
+    ap.add_argument("--train-threads", type=int, default=2)
+    ap.add_argument("--dev-utts", type=int, default=100, help="dev utterances streamed and scored")
+    ap.add_argument("--data", type=Path, default=ROOT / "configs/data/fsdd.yaml")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--name", default="streaming")
+    ap.add_argument("--reuse", type=Path, default=None, metavar="RUN_DIR",
+                    help="measure the subnets an earlier run trained (RUN_DIR/streaming.pt, full_context.pt): no training")
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from supernet.config import load_config
+    from supernet.data.datamodule import DataConfig, SpeechDataModule
+    from supernet.evaluation.batches import make_batches
+    from supernet.export import export_subnet
+    from supernet.extraction import read_subnet, write_subnet
+    from supernet.metrics import wer
+    from supernet.runtime import Recognizer
+    from supernet.streaming import evaluate_streaming
+
+    pin_threads(args.train_threads)
+    data = load_config(DataConfig, args.data)
+    data = replace(data, cache_dir=str(ROOT / data.cache_dir))
+    dm = SpeechDataModule(data, progress=not args.no_progress)
+    dm.prepare_data()
+    dm.setup("fit")
+    tok = dm.tokenizer
+    name, dev = next(iter(dm.dev_sets.items()))
+    items = [dev[i] for i in range(min(args.dev_utts, len(dev)))]
+    batches = make_batches({name: items}, 16)
+    run_dir = args.reuse or ROOT / "runs/bench" / f"{args.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    contention = Contention(args.train_threads)
+
+    models, training = {}, {}
+    for key, arch in (("streaming", mobile_arch()), ("full_context", mobile_arch(0, None))):
+        if args.reuse:
+            sub = read_subnet(run_dir / f"{key}.pt")
+            if sub.tokenizer != tok or sub.model.arch != arch:
+                raise SystemExit(f"{run_dir / f'{key}.pt'}: another arch or vocabulary than this benchmark's")
+            models[key], training[key] = sub.model, sub.extra.get("bench", {})
+            continue
+        model, res = train(arch, dm, args.minutes, args.seed, not args.no_progress, batches, tok)
+        models[key] = model
+        training[key] = {"arch": arch.to_dict(), "describe": arch.describe(), "budget_minutes": args.minutes,
+                         "steps": res.final_step, "best_step": res.best_step, "seconds": res.seconds,
+                         "dev_wer": float(res.best["wer"]), "curve": res.curve,
+                         "params": sum(p.numel() for p in model.parameters())}
+        write_subnet(model, run_dir / f"{key}.pt", tok, data={}, bench=training[key])
+        print(f"{key}: {arch.describe()}: {res.final_step} steps, dev WER {res.best['wer']:.3f}", flush=True)
+    train_load = contention.report() if not args.reuse else "not trained in this run (--reuse)"
+
+    # measurement: 1 thread, ONNX Runtime
+    pin_threads(1)
+    model_dir = run_dir / "model"
+    meta = export_subnet(models["streaming"], model_dir, tok, force=True)
+    rec = Recognizer.load(model_dir, "onnx", threads=1)
+    utts = [(it["audio"], it["text"]) for it in items]
+    measure = Contention(1)
+    ev = evaluate_streaming(rec, utts, chunk_ms=CHUNK_MS, threads=1, progress=not args.no_progress)
+    full_rec = Recognizer.from_model(models["full_context"].eval(), tok)
+    full_hyps = [full_rec.transcribe([w])[0] for w, _ in utts]
+    full_context_wer = wer(full_hyps, [t for _, t in utts])
+    measure_load = measure.report()
+
+    ratio = ev.wer / full_context_wer if full_context_wer > 0 else float("inf") if ev.wer > 0 else 1.0
+    # Two untrained models tie at ~100 % WER: the ratio would "pass" without meaning anything.
+    trained = min(ev.wer, full_context_wer) < UNTRAINED_WER
+    payload = {
+        "arch": mobile_arch().describe(), "chunk_ms": CHUNK_MS,
+        "lookahead_ms": meta["streaming"]["lookahead_ms"], "dev_set": name, "dev_utterances": len(utts),
+        "training": {"budget_minutes_per_model": None if args.reuse else args.minutes, "threads": args.train_threads,
+                     "reused_from": str(args.reuse) if args.reuse else None, **training, "contention": train_load},
+        "streaming": ev.to_dict(),
+        "full_context_twin_wer": full_context_wer,
+        "wer_ratio_streaming_vs_full_context": ratio,
+        "step_over_chunk": {"wall_median": ev.step_ms["median"] / CHUNK_MS, "wall_p90": ev.step_ms["p90"] / CHUNK_MS,
+                            "cpu_median": ev.step_cpu_ms["median"] / CHUNK_MS, "cpu_p90": ev.step_cpu_ms["p90"] / CHUNK_MS},
+        "targets": {"step_over_chunk <= 0.2 (cpu p90)": ev.step_cpu_ms["p90"] / CHUNK_MS <= TARGET_RTF,
+                    "step_over_chunk <= 0.2 (wall p90)": ev.step_ms["p90"] / CHUNK_MS <= TARGET_RTF,
+                    "streaming WER <= 1.15 x full-context WER": (ratio <= TARGET_WER_RATIO) if trained else None},
+        "wer_comparison_meaningful": trained,
+        "measurement_contention": measure_load,
+        "run_dir": str(run_dir),
+        "caveat": "shared 2-core machine with other jobs: wall times include waiting for a core (CPU times do not); "
+                  "models trained for a few minutes only, so the WERs reflect the budget",
+    }
+    path = write_result(args.name, payload, config={"minutes": args.minutes, "dev_utts": args.dev_utts, "seed": args.seed,
+                                                    "data": str(args.data)}, seed=args.seed)
+    print(f"streaming WER {ev.wer:.3f} (whole-utterance {ev.full_wer:.3f}), full-context twin {full_context_wer:.3f}, "
+          f"ratio {ratio:.2f}; per 160 ms piece: median {ev.step_ms['median']:.1f} ms wall / {ev.step_cpu_ms['median']:.1f} ms cpu, "
+          f"p90 {ev.step_ms['p90']:.1f} / {ev.step_cpu_ms['p90']:.1f} ms")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
