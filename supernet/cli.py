@@ -18,6 +18,15 @@ COMMAND_MODULES = [
     "supernet.data.cli",  # supernet data build|check|import-kaldi|download-fsdd
     "supernet.baseline",  # supernet baseline fit|eval
     "supernet.space_cli",  # supernet space count|sample|show
+    "supernet.fit_cli",  # supernet fit
+    "supernet.profile",  # supernet profile SUBNET_FILE | profile lut
+    "supernet.extraction",  # supernet extract CKPT --arch ARCH --out subnet.pt
+    "supernet.finetune",  # supernet finetune SUBNET -c configs/finetune/*.yaml --out DIR
+    "supernet.export",  # supernet export SUBNET -o MODEL_DIR
+    "supernet.transcribe",  # supernet transcribe MODEL_DIR FILE... [--stream --chunk-ms N]
+    "supernet.evaluate",  # supernet evaluate CKPT
+    "supernet.rank_check",  # supernet rank-check
+    "supernet.search_cli",  # supernet search
 ]
 
 
