@@ -152,9 +152,9 @@ def test_compound_scaling_grows_depth_and_width():
 
 
 def test_transfer_from_another_study(tmp_path, tiny, target):
-    url = f"sqlite:///{tmp_path / 'other.db'}"
     fitness = Fitness(OBJ, target)
-    db = StudyDB(url, "edge-run", tiny, OBJ)
+    db = StudyDB(None, "edge-run", tiny, OBJ)
+    url = db.storage  # top_archs takes a storage URL or an Optuna storage
     run_search(RandomSearch(tiny, fitness, 0), SyntheticEvaluator(seed=0), db, n_trials=12, progress=False)
     recs = sorted(db.records(), key=lambda r: (not r.feasible, r.values[0]))
     top = top_archs(url, "edge-run", 3, tiny)
@@ -190,3 +190,19 @@ def test_prescreen_evaluates_best_predicted(tiny, target):
 
     with pytest.raises(ValueError, match="ask\\(\\) is free"):
         PredictorScreen(tiny, fitness, 0, inner=TPE(tiny, fitness, 0))
+
+
+def test_optuna_strategy_escapes_repeated_duplicates(tiny, target):
+    from supernet.search.strategies import TPE
+
+    fitness = Fitness(OBJ, target)
+    db = StudyDB(None, "dups", tiny, OBJ)
+    tpe = TPE(tiny, fitness, 0, n_startup_trials=2)
+    tpe.bind(db)
+    first = tpe.ask()
+    tpe.trial_number(first)
+    for _ in range(tpe.max_repeats):
+        tpe.on_duplicate(first)
+    fallback = tpe.ask()  # a seeded uniform sample, without an Optuna trial of its own
+    assert tiny.contains(fallback) and tpe.trial_number(fallback) is None
+    assert fallback == RandomSearch(tiny, fitness, 0).ask()

@@ -127,6 +127,7 @@ def run_search(
                 if claim.status == "done":
                     res.duplicates += 1
                     strategy.tell(arch, claim.record.metrics)
+                    strategy.on_duplicate(arch)
                 else:
                     res.busy += 1
                     strategy.forget(arch)

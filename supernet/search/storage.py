@@ -191,6 +191,22 @@ def storage_url(url: str) -> str:
     return url
 
 
+def _sqlite_wal(engine: Any) -> None:
+    """SQLite in write-ahead-log mode: readers do not block the writer (several workers on one
+    file) and a commit is one append instead of a journal rewrite; ``synchronous=NORMAL`` is
+    durable across process crashes (not power loss), which is what a killed search needs."""
+    import sqlalchemy as sa
+
+    @sa.event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    engine.dispose()  # connections opened before the listener reconnect with it
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -236,6 +252,8 @@ class StudyDB:
         else:
             self.storage = storage
         engine = getattr(self.storage, "engine", None)
+        if engine is not None and engine.dialect.name == "sqlite":
+            _sqlite_wal(engine)
         self._claims: Any = _SQLClaims(engine) if engine is not None else _MemoryClaims()
         directions = ["minimize"] * len(self.objectives)
         self.study = optuna.create_study(storage=self.storage, study_name=study_name, directions=directions, load_if_exists=True,

@@ -57,6 +57,9 @@ class Strategy(ABC):
     def forget(self, arch: Arch) -> None:
         """``arch`` was proposed but will not be told (see the module docstring)."""
 
+    def on_duplicate(self, arch: Arch) -> None:
+        """``arch`` (just proposed) had been evaluated before; its stored result was told."""
+
     def stage(self, arch: Arch) -> str:
         """Label of the proposal stored on its trial (e.g. ``seed`` for transfer seeds)."""
         return "search"

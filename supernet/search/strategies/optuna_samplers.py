@@ -5,7 +5,9 @@ on the study with the strategy's sampler, lets it suggest every parameter of the
 (:class:`~supernet.search.encoding.ArchCodec`) and decodes (repairs) the arch. The search loop
 then claims that very trial for the arch (``trial_number``); when the arch turns out to be
 evaluated already, the trial is closed as FAIL with ``duplicate_of`` and the sampler proposes
-again. Because every trial of the study carries the same params, the samplers also learn from
+again. A sampler whose acquisition has converged can keep proposing one evaluated arch (FAIL
+trials are invisible to it): after ``max_repeats`` duplicates in a row the next proposal is a
+uniform sample of the space (seeded), which also gives the model a new point. Because every trial of the study carries the same params, the samplers also learn from
 trials of other strategies, other workers, and runs before a restart.
 
 Objectives are the study's (all minimised); the target's metric limits reach the samplers as
@@ -39,6 +41,8 @@ class OptunaStrategy(Strategy):
         self.codec = ArchCodec(space)
         self.study: optuna.Study | None = None
         self._pending: dict[str, int] = {}
+        self.max_repeats = 3
+        self._streak, self._last_duplicate = 0, False
 
     def make_sampler(self) -> optuna.samplers.BaseSampler:
         raise NotImplementedError
@@ -52,6 +56,11 @@ class OptunaStrategy(Strategy):
     def ask(self) -> Arch:
         if self.study is None:
             raise RuntimeError(f"{self.name}: bind(db) must be called before ask() (run_search does it)")
+        self._streak = self._streak if self._last_duplicate else 0
+        self._last_duplicate = False
+        if self._streak >= self.max_repeats:
+            self._streak = 0
+            return self.space.sample(self.rng)  # no trial opened: the study records it like any proposal
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             warnings.simplefilter("ignore", UserWarning)  # "independent sampling" notices on categorical spaces
@@ -68,6 +77,10 @@ class OptunaStrategy(Strategy):
 
     def forget(self, arch: Arch) -> None:
         self._pending.pop(arch.id, None)
+
+    def on_duplicate(self, arch: Arch) -> None:
+        self._last_duplicate = True
+        self._streak += 1
 
 
 @register_strategy("tpe")

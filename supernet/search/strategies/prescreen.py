@@ -126,5 +126,8 @@ class PredictorScreen(Strategy):
     def forget(self, arch: Arch) -> None:
         self.inner.forget(arch)
 
+    def on_duplicate(self, arch: Arch) -> None:
+        self.inner.on_duplicate(arch)
+
     def stage(self, arch: Arch) -> str:
         return self.inner.stage(arch)

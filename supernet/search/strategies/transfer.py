@@ -130,6 +130,9 @@ class TransferSeeded(Strategy):
     def forget(self, arch: Arch) -> None:
         self.inner.forget(arch)
 
+    def on_duplicate(self, arch: Arch) -> None:
+        self.inner.on_duplicate(arch)
+
     def trial_number(self, arch: Arch) -> int | None:
         return self.inner.trial_number(arch)  # seeds have none: the study opens a trial for them
 
