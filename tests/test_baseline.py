@@ -52,6 +52,24 @@ def test_output_shapes_and_batch_invariance(kind):
         assert torch.allclose(alone[0], log_probs[i, : int(n)], atol=1e-5)
 
 
+def test_floor_clamp_hides_what_lies_below_the_floor():
+    from supernet.baseline.models import FloorClampedFeatures
+
+    fe = FloorClampedFeatures(FeatureConfig(n_mels=40, f_max=4000.0), floor_db=60.0)
+    t = torch.arange(16000) / 16000
+    tone = torch.sin(2 * torch.pi * 440 * t) * (t > 0.3) * (t < 0.7)
+    quiet_room = tone + 1e-6 * torch.randn(16000, generator=torch.Generator().manual_seed(0))
+    lengths = torch.tensor([16000, 16000])
+    feats, feat_lengths = fe(torch.stack([tone, quiet_room]), lengths)
+    # Digital silence and a -120 dB room both sit on the floor: the same features.
+    assert torch.allclose(feats[0], feats[1], atol=1e-3)
+    # Normalised per utterance and feature over valid frames.
+    assert torch.allclose(feats[0].mean(0), torch.zeros(40), atol=1e-4)
+    assert fe.dim == 40 and feat_lengths.tolist() == [101, 101]
+    with pytest.raises(ValueError, match="floor_db"):
+        ModelConfig(features=FeatureConfig(kind="mfcc"), floor_db=60.0)
+
+
 def test_model_config_errors():
     with pytest.raises(ValueError, match="divisible"):
         ModelConfig(d_model=30, num_heads=4)

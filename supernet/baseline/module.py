@@ -54,7 +54,7 @@ class BaselineModule(L.LightningModule):
         self.ctc = torch.nn.CTCLoss(blank=tokenizer.blank_id, zero_infinity=True)
         self._set_names = set_names
         self._rates: dict[str, ErrorRates] = {}
-        self._losses: dict[str, list[Tensor]] = {}
+        self._losses: dict[str, tuple[float, int]] = {}  # set -> (sum of losses, utterances)
         self._t0: float | None = None
         self.eval_results: dict[str, dict[str, dict[str, float]]] = {}
 
@@ -131,12 +131,14 @@ class BaselineModule(L.LightningModule):
     def _eval_step(self, stage: str, batch: dict, dataloader_idx: int) -> None:
         log_probs, lengths = self.model(batch["audio"], batch["audio_lengths"])
         key = f"{stage}/{dataloader_idx}"
-        self._losses.setdefault(key, []).append(self._ctc_loss(log_probs, lengths, batch).detach() * len(batch["texts"]))
+        n = len(batch["texts"])
+        total, count = self._losses.get(key, (0.0, 0))
+        self._losses[key] = (total + float(self._ctc_loss(log_probs, lengths, batch)) * n, count + n)
         hyps = [self.tokenizer.decode(ids) for ids in ctc_greedy_decode(log_probs, lengths, self.tokenizer.blank_id)]
+        # Hypotheses are normalised like the references (e.g. a doubled space is no character error).
         if key not in self._rates:
-            self._rates[key] = ErrorRates(normalize=False)  # dataset texts are normalised already
+            self._rates[key] = ErrorRates(normalize=True)
         self._rates[key].update(hyps, batch["texts"])
-        self._counts[key] = self._counts.get(key, 0) + len(batch["texts"])
 
     def _eval_end(self, stage: str) -> None:
         keys = sorted((k for k in self._rates if k.startswith(f"{stage}/")), key=lambda k: int(k.split("/")[1]))
@@ -144,7 +146,8 @@ class BaselineModule(L.LightningModule):
         results = {}
         for name, key in zip(names, keys):
             r = self._rates.pop(key).compute()
-            r["loss"] = float(torch.stack(self._losses.pop(key)).sum() / self._counts.pop(key))
+            total, count = self._losses.pop(key)
+            r["loss"] = total / count  # mean over utterances of the CTC loss per target token
             results[name] = r
             for metric, value in r.items():
                 self.log(f"{stage}/{name}/{metric}", value, add_dataloader_idx=False)
@@ -152,11 +155,6 @@ class BaselineModule(L.LightningModule):
             mean = sum(r["wer"] for r in results.values()) / len(results)
             self.log(f"{stage}/wer", mean, prog_bar=True, add_dataloader_idx=False)
             self.eval_results[stage] = results
-
-    def on_validation_epoch_start(self) -> None:
-        self._counts: dict[str, int] = {}
-
-    on_test_epoch_start = on_validation_epoch_start
 
     def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
         self._eval_step("dev", batch, dataloader_idx)

@@ -137,9 +137,10 @@ def fit(cfg: BaselineConfig, out_dir: str | Path, progress: bool = True) -> dict
     module = BaselineModule(cfg, dm.tokenizer, set_names={"dev": dm.dev_names, "test": dm.test_names})
     trainer = make_trainer(cfg, out_dir, progress=cfg.trainer.progress and progress)
 
-    t0 = time.monotonic()
+    t0, c0 = time.monotonic(), time.process_time()
     trainer.fit(module, datamodule=dm)
     train_seconds = time.monotonic() - t0
+    train_cpu = time.process_time() - c0
     steps = int(module.global_step)
 
     with atomic_path(out_dir / "model.ckpt") as tmp:
@@ -156,6 +157,10 @@ def fit(cfg: BaselineConfig, out_dir: str | Path, progress: bool = True) -> dict
         "steps_per_second": round(steps / train_seconds, 3) if train_seconds > 0 else None,
         "stopped_by": "max_steps" if steps >= cfg.trainer.max_steps else "max_minutes",
         "torch_threads": torch.get_num_threads(),
+        # CPU seconds this process got while training, and that as a share of threads x wall time:
+        # ~1 on an idle machine, lower when other processes compete for the cores.
+        "train_cpu_seconds": round(train_cpu, 1),
+        "cpu_share": round(train_cpu / (train_seconds * torch.get_num_threads()), 3) if train_seconds > 0 else None,
         "dev": dev,
         "test": test,
         "dev_mean": summarize(dev),
