@@ -62,6 +62,11 @@ def _cmd(args: argparse.Namespace) -> int:
     cfg = resolve_config(args.config, args.overrides, args.out)
     res = run(cfg)
     r = res.report
+    if "shard" in r:  # a shard trains references only; the run without `shard` writes the report
+        done = ", ".join(f"{x['arch_id']} (step {x['final_step']}, {x['stopped']}, WER {x['best']['wer']:.3f})"
+                         for x in r["references"])
+        print(f"shard {r['shard']}: {len(r['references'])} references in {res.out_dir / 'references'}: {done}")
+        return 0
     from supernet.evaluation.rank_check import format_stat
 
     for metric in ("wer", "loss"):

@@ -78,7 +78,7 @@ def test_train_subnet_early_stops_records_a_curve_and_keeps_the_best_weights():
     items = [{"audio": 0.1 * torch.randn(3200, generator=g), "target": torch.tensor([1 + i % 5, 2]), "text": "ab",
               "lang": "en", "id": str(i)} for i in range(6)]
     calls = {"n": 0}
-    scores = [3.0, 2.0, 1.0, 1.5, 1.7, 1.8, 1.9]  # best at the 2nd evaluation after the start, then worse
+    scores = [1.0, 0.8, 0.5, 0.6, 0.7, 0.8, 0.9]  # best at the 2nd evaluation after the start, then worse
 
     def evaluate(m):
         v = scores[calls["n"]]
@@ -89,12 +89,47 @@ def test_train_subnet_early_stops_records_a_curve_and_keeps_the_best_weights():
     res = train_subnet(model, items, cfg, evaluate)
     assert res.stopped == "patience" and res.converged
     assert [p["step"] for p in res.curve] == [0, 2, 4, 6, 8]
-    assert res.best_step == 4 and res.final_step == 8 and res.best["loss"] == 1.0
+    assert res.best_step == 4 and res.final_step == 8 and res.best["loss"] == 0.5
     for k, t in model.state_dict().items():  # the best weights are restored
         assert torch.equal(t, res.best["state"][k])
     capped = train_subnet(SubnetModel(arch, 6), items, TrainConfig(max_steps=3, eval_every=2, patience=5, batch_size=3),
                           lambda m: {"loss": 1.0, "wer": 1.0, "cer": 1.0})
     assert capped.stopped == "max_steps" and not capped.converged and capped.final_step == 3
+    # A model stuck at its starting WER stops by patience too, but it stalled: not converged.
+    stalled = train_subnet(SubnetModel(arch, 6), items, TrainConfig(max_steps=50, eval_every=2, patience=2, batch_size=3),
+                           lambda m: {"loss": 2.0, "wer": 1.0, "cer": 1.0})
+    assert stalled.stopped == "patience" and not stalled.converged
+
+
+def test_train_subnet_newbob_decays_the_learning_rate_from_the_best_weights():
+    from supernet.baseline.config import OptimConfig
+    from supernet.subnet import SubnetModel
+
+    space = SearchSpace.from_yaml(REPO_CONFIGS / "space/tiny.yaml")
+    arch = space.smallest(decoder="ctc", chunk=0)
+    torch.manual_seed(0)
+    model = SubnetModel(arch, 6)
+    g = torch.Generator().manual_seed(0)
+    items = [{"audio": 0.1 * torch.randn(3200, generator=g), "target": torch.tensor([1 + i % 5, 2]), "text": "ab",
+              "lang": "en", "id": str(i)} for i in range(6)]
+    seen = []
+    scores = iter([1.0, 0.5, 0.6, 0.4, 0.7, 0.8, 0.9, 0.9, 0.9, 0.9])
+
+    def evaluate(m):
+        v = next(scores)
+        seen.append({k: t.clone() for k, t in m.state_dict().items()})
+        return {"loss": v, "wer": v, "cer": v}
+
+    cfg = TrainConfig(max_steps=100, eval_every=1, patience=3, decay_patience=1, max_decays=2, batch_size=3,
+                      optim=OptimConfig(lr=1e-3, schedule="constant", warmup=0.0))
+    res = train_subnet(model, items, cfg, evaluate)
+    # evaluations: 1.0 (start), 0.5 best, 0.6 -> decay 1, 0.4 best, 0.7 -> decay 2, then 3 bad -> stop
+    assert res.decays == 2 and res.stopped == "patience" and res.best_step == 3 and res.final_step == 7
+    assert res.converged and res.to_dict()["lr_decays"] == 2
+    for k, t in model.state_dict().items():
+        assert torch.equal(t, seen[3][k])  # the weights of the best evaluation
+    with pytest.raises(ValueError, match="decay_patience"):
+        TrainConfig(patience=2, decay_patience=2)
 
 
 # ---------------------------------------------------------------------------- end to end
@@ -143,6 +178,20 @@ def test_rank_check_end_to_end_writes_the_report(tmp_path, tiny_fit_yaml, capsys
     path.write_text(yaml.safe_dump(cfg))
     assert main(["rank-check", "-c", str(path), "--out", str(out)]) == 0
     assert {p.name: p.stat().st_mtime_ns for p in (out / "references").iterdir()} == stamps
+    # Sharded: two workers split the references (e.g. on other machines sharing out_dir); a
+    # run without `shard` then reuses every one of them and writes the report.
+    for ref in (out / "references").iterdir():
+        ref.unlink()
+    (out / "report.json").unlink()
+    for shard in ("0/2", "1/2"):
+        assert main(["rank-check", "-c", str(path), "--out", str(out), f"shard={shard}"]) == 0
+        assert not (out / "report.json").exists()
+    assert "shard 1/2: 1 references" in capsys.readouterr().out
+    stamps = {p.name: p.stat().st_mtime_ns for p in (out / "references").iterdir()}
+    assert len(stamps) == 3 and all(json.loads(p.read_text())["device"] == "cpu" for p in (out / "references").iterdir())
+    assert main(["rank-check", "-c", str(path), "--out", str(out)]) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "references").iterdir()} == stamps
+    assert json.loads((out / "report.json").read_text())["num_archs"] == 3
     # `supernet evaluate` on the same checkpoint and archs gives the report's supernet scores
     archs = tmp_path / "archs.jsonl"
     archs.write_text("".join(json.dumps({"arch": r["arch"]}) + "\n" for r in report["archs"]))
@@ -168,3 +217,5 @@ def test_rank_check_config_errors_name_the_field(tmp_path):
         resolve_config([base], ["reference.steps=3"])
     with pytest.raises(ConfigError, match="monitor"):
         resolve_config([base], ["reference.monitor=cer"])
+    with pytest.raises(ConfigError, match="shard must be 'I/N'"):
+        resolve_config([base], ["shard=2/2"])

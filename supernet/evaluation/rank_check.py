@@ -80,6 +80,12 @@ class RankCheckConfig:
         bootstrap_samples: resamples of the bootstrap intervals.
         confidence: level of the intervals.
         num_threads: torch CPU threads (None: leave the default / OMP_NUM_THREADS).
+        device: where the supernet is scored and the references train ("cpu", "cuda", "cuda:1").
+            The result of a reference does not depend on where it trained beyond float rounding,
+            so references trained on a GPU are reused by a CPU run (each records its device).
+        shard: "I/N" trains only the references of archs I, I+N, I+2N, ... (0-based) and writes
+            no report: N processes (or machines sharing out_dir) train the references in
+            parallel, then one run without ``shard`` reuses them all and writes the report.
         progress: progress bars.
     """
 
@@ -97,6 +103,8 @@ class RankCheckConfig:
     bootstrap_samples: int = 2000
     confidence: float = 0.95
     num_threads: int | None = None
+    device: str = "cpu"
+    shard: str | None = None
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -113,6 +121,19 @@ class RankCheckConfig:
             raise ValueError("eval_batch_size and bootstrap_samples must be >= 1")
         if not 0.0 < self.confidence < 1.0:
             raise ValueError(f"confidence must be in (0, 1), got {self.confidence}")
+        self.shard_index()  # validates
+
+    def shard_index(self) -> tuple[int, int] | None:
+        """``shard`` as (I, N), or None when every reference is trained here."""
+        if self.shard is None:
+            return None
+        try:
+            i, n = (int(v) for v in str(self.shard).split("/"))
+        except ValueError:
+            i, n = -1, 0
+        if not (n >= 1 and 0 <= i < n):
+            raise ValueError(f"shard must be 'I/N' with 0 <= I < N (e.g. '0/4'), got {self.shard!r}")
+        return i, n
 
     @property
     def run_dir(self) -> Path:
@@ -159,11 +180,14 @@ def _reference(arch: Any, net_cfg: Any, vocab_size: int, train_set: Any, evaluat
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(_seed_of(cfg.seed, arch.id))  # initialisation, independent of the order of archs
         model = SubnetModel(arch, vocab_size, net_cfg)
+    device = evaluator.device
+    model.to(device)
     from supernet.evaluation.training import train_subnet
 
     res = train_subnet(model, train_set, cfg.reference, lambda m: evaluator.score_model(m, arch.id),
                        progress=cfg.progress, label=arch.id)
-    row = {"key": key, "arch_id": arch.id, "arch": arch.to_dict(), **res.to_dict()}
+    row = {"key": key, "arch_id": arch.id, "arch": arch.to_dict(), **res.to_dict(), "device": str(device),
+           "torch": torch.__version__}
     atomic_write_json(path, row)
     return row
 
@@ -314,6 +338,17 @@ def rank_check(cfg: RankCheckConfig, net: Any, space: Any, tokenizer: Any, datam
     data_key = {"data": to_dict(datamodule.cfg), "dev": evaluator.data_fingerprint}
     rows = []
     t0 = time.monotonic()
+    shard = cfg.shard_index()
+    if shard is not None:
+        mine = [a for j, a in enumerate(archs) if j % shard[1] == shard[0]]
+        for i, arch in enumerate(mine, 1):
+            print(f"[shard {cfg.shard}: {i}/{len(mine)}] {arch.id} {arch.describe()}: training the reference",
+                  file=sys.stderr, flush=True)
+            ref = _reference(arch, net.config.net, vocab, datamodule.train_set, evaluator, cfg, out / "references",
+                             data_key)
+            rows.append({"arch_id": arch.id, "best": ref["best"], "final_step": ref["final_step"],
+                         "stopped": ref["stopped"], "converged": ref["converged"], "seconds": ref["seconds"]})
+        return RankCheckResult(out, {"shard": cfg.shard, "references": rows})
     for i, arch in enumerate(archs, 1):
         sup = evaluator.evaluate(arch)
         print(f"[{i}/{len(archs)}] {arch.id} {arch.describe()}: supernet WER {sup.wer:.3f}; training the reference",
@@ -371,7 +406,8 @@ def run(cfg: RankCheckConfig) -> RankCheckResult:
     ckpt = cfg.supernet
     if ckpt is None:
         ckpt = str(fit(_fit_config(cfg)).checkpoint)
-    net, space, tokenizer, meta = load_supernet(ckpt)
+    net, space, tokenizer, meta = load_supernet(ckpt, map_location=cfg.device)
+    net.to(cfg.device)
     data_cfg = cfg.data or meta["config"].data
     dm = SpeechDataModule(data_cfg, tokenizer=tokenizer, progress=cfg.progress)
     dm.prepare_data()

@@ -40,6 +40,9 @@ __all__ = ["TrainConfig", "TrainResult", "train_subnet"]
 
 log = logging.getLogger(__name__)
 
+# A run has learned when its best dev WER is at least this far below min(start WER, 1).
+STALL_MARGIN = 0.1
+
 
 def _constant_optim() -> OptimConfig:
     # Early stopping decides the length, so the schedule must not anneal towards a fixed end.
@@ -55,6 +58,15 @@ class TrainConfig:
         max_minutes: cap on wall-clock training time (None: steps only, reproducible).
         eval_every: steps between dev evaluations.
         patience: stop after this many evaluations without improvement of ``monitor``.
+        decay_patience: "newbob" learning-rate decay (as Kaldi and ESPnet recipes train to
+            convergence): after this many evaluations without improvement the best weights are
+            restored and the learning rate is multiplied by ``decay_factor``, at most
+            ``max_decays`` times, before ``patience`` may stop the run (None: no decay).
+        min_steps: evaluations before this step never count against the run (no decay, no
+            early stop): deep CTC models can sit on the all-blank plateau for a while before
+            they start to learn.
+        decay_factor: learning-rate multiplier of each decay.
+        max_decays: decays before early stopping applies.
         min_delta: an improvement must exceed this.
         monitor: "loss" (dev loss) or "wer" (dev WER).
         batch_size: training utterances per batch.
@@ -69,6 +81,10 @@ class TrainConfig:
     max_minutes: float | None = None
     eval_every: int = 50
     patience: int = 4
+    decay_patience: int | None = None
+    min_steps: int = 0
+    decay_factor: float = 0.5
+    max_decays: int = 3
     min_delta: float = 0.0
     monitor: Literal["loss", "wer"] = "loss"
     batch_size: int = 16
@@ -81,6 +97,12 @@ class TrainConfig:
         for name in ("max_steps", "eval_every", "patience", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.decay_patience is not None and not (1 <= self.decay_patience < self.patience):
+            raise ValueError(f"decay_patience must be in [1, patience) = [1, {self.patience}) or null, "
+                             f"got {self.decay_patience}")
+        if not 0.0 < self.decay_factor < 1.0 or self.max_decays < 0:
+            raise ValueError(f"decay_factor must be in (0, 1) and max_decays >= 0, got {self.decay_factor}, "
+                             f"{self.max_decays}")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise ValueError(f"max_minutes must be > 0 (or null), got {self.max_minutes}")
         if not 0.0 < self.train_fraction <= 1.0:
@@ -100,7 +122,7 @@ class TrainResult:
             (``train_loss``: mean since the previous point; step 0 is the starting model).
         best_step: step of the best ``monitor`` value; the model holds those weights on return.
         final_step: steps taken.
-        stopped: "patience" (converged by the early-stopping rule), "max_steps" or "max_minutes".
+        stopped: "patience" (the early-stopping rule ended it), "max_steps" or "max_minutes".
         best: the dev metrics at ``best_step``.
         seconds: training wall time (evaluations included).
         skipped_steps: steps skipped because the loss or gradient was not finite.
@@ -113,16 +135,26 @@ class TrainResult:
     best: Mapping[str, float]
     seconds: float
     skipped_steps: int = 0
+    decays: int = 0
 
     @property
     def converged(self) -> bool:
-        """True when early stopping ended the run (the monitored dev score stopped improving)."""
-        return self.stopped == "patience"
+        """Early stopping ended the run, and the model had learned by then.
+
+        A run whose dev WER never fell clearly below its starting value (a CTC model still
+        emitting only blanks) also stops by patience, but it stalled; ranking such runs measures
+        how fast archs start learning, not how good they become.
+        """
+        start = self.curve[0].get("wer", math.nan) if self.curve else math.nan
+        best = self.best.to_dict() if hasattr(self.best, "to_dict") else dict(self.best)
+        learned = float(best.get("wer", math.nan)) <= min(start, 1.0) - STALL_MARGIN
+        return self.stopped == "patience" and learned
 
     def to_dict(self) -> dict[str, Any]:
         best = self.best.to_dict() if hasattr(self.best, "to_dict") else dict(self.best)
         return {"curve": self.curve, "best_step": self.best_step, "final_step": self.final_step, "stopped": self.stopped,
-                "converged": self.converged, "best": best, "seconds": self.seconds, "skipped_steps": self.skipped_steps}
+                "converged": self.converged, "best": best, "seconds": self.seconds, "skipped_steps": self.skipped_steps,
+                "lr_decays": self.decays}
 
 
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -176,6 +208,7 @@ def train_subnet(model: nn.Module, train_set: Any, cfg: TrainConfig, evaluate: C
     curve = [point]
     best_value, best_step, best_state, bad = sign * point[cfg.monitor], 0, copy.deepcopy(model.state_dict()), 0
     step, epoch, skipped, stopped = 0, 0, 0, ""
+    lr_scale, decays = 1.0, 0
     train_losses: list[float] = []
     bar = tqdm(total=cfg.max_steps, desc=f"train {label}".strip(), unit="step", disable=not progress, leave=False)
     with torch.random.fork_rng(devices=[]):
@@ -189,7 +222,7 @@ def train_subnet(model: nn.Module, train_set: Any, cfg: TrainConfig, evaluate: C
                 if cfg.max_minutes is not None:
                     prog = max(prog, elapsed / (60 * cfg.max_minutes))
                 for g in opt.param_groups:
-                    g["lr"] = cfg.optim.lr * cfg.optim.lr_factor(prog)
+                    g["lr"] = cfg.optim.lr * cfg.optim.lr_factor(prog) * lr_scale
                 batch = collate([train_set[subset[i]] for i in idx])
                 model.train()
                 feats, feat_lengths = model.features(batch["audio"].to(device), batch["audio_lengths"].to(device))
@@ -219,9 +252,13 @@ def train_subnet(model: nn.Module, train_set: Any, cfg: TrainConfig, evaluate: C
                     if sign * point[cfg.monitor] < best_value - cfg.min_delta:
                         best_value, best_step, best_metrics, bad = sign * point[cfg.monitor], step, metrics, 0
                         best_state = copy.deepcopy(model.state_dict())
-                    else:
+                    elif step >= cfg.min_steps:
                         bad += 1
-                    if bad >= cfg.patience:
+                    if cfg.decay_patience is not None and bad >= cfg.decay_patience and decays < cfg.max_decays:
+                        model.load_state_dict(best_state)  # newbob: back to the best weights, smaller steps
+                        lr_scale *= cfg.decay_factor
+                        decays, bad = decays + 1, 0
+                    elif bad >= cfg.patience:
                         stopped = "patience"
                 if not stopped and step >= cfg.max_steps:
                     stopped = "max_steps"
@@ -234,4 +271,4 @@ def train_subnet(model: nn.Module, train_set: Any, cfg: TrainConfig, evaluate: C
     model.eval()
     if skipped:
         log.warning("%s: %d of %d steps skipped (non-finite loss or gradient)", label or "train_subnet", skipped, step)
-    return TrainResult(curve, best_step, step, stopped, best_metrics, round(time.monotonic() - t0, 3), skipped)
+    return TrainResult(curve, best_step, step, stopped, best_metrics, round(time.monotonic() - t0, 3), skipped, decays)
