@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: install
-	OMP_NUM_THREADS=$(THREADS) $(BIN)/supernet baseline fit -c configs/baseline/demo.yaml --out runs/demo
+	OMP_NUM_THREADS=$(THREADS) $(BIN)/supernet run -c configs/run/quickstart.yaml --out runs/quickstart
 
 test: install
 	OMP_NUM_THREADS=$(THREADS) $(BIN)/python -m pytest -q tests

@@ -27,6 +27,8 @@ COMMAND_MODULES = [
     "supernet.evaluate",  # supernet evaluate CKPT
     "supernet.rank_check",  # supernet rank-check
     "supernet.search_cli",  # supernet search
+    "supernet.pipeline.cli",  # supernet run -c configs/run/*.yaml
+    "supernet.report.cli",  # supernet report RUN_DIR
 ]
 
 

@@ -1,0 +1,160 @@
+"""`supernet run`: the whole chain on configs/run/tiny.yaml (tiny space, 24-utterance FSDD corpus).
+
+One module-scoped run feeds the tests in order: outputs and hashes, a second run that skips
+everything, a changed search setting that reruns search and what follows but not fit, and an
+interrupted fit that resumes. Bad configs fail before any stage runs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from supernet.cli import main
+from supernet.config import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "configs/run/tiny.yaml"
+
+
+def _run(out: Path, fsdd_dir: Path, cache: Path, *extra: str, only=None):
+    from supernet.pipeline.config import load_run_config, resolve_run
+    from supernet.pipeline.run import run_pipeline
+
+    overrides = [f"data.cache_dir={cache}", f"data.fsdd.fsdd_dir={fsdd_dir}", *extra]
+    run, raw = load_run_config(TINY, overrides, out)
+    return run_pipeline(resolve_run(run, str(TINY)), raw, only=only)
+
+
+def _stages(out: Path) -> dict:
+    return json.loads((out / "stages.json").read_text())["stages"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, fsdd_dir, tiny_corpus, corpus_cache_dir):
+    import os
+
+    out = tmp_path_factory.mktemp("run") / "tiny"
+    cwd = os.getcwd()
+    os.chdir(REPO)  # the stage configs name spaces relative to the repository
+    try:
+        first = _run(out, fsdd_dir, corpus_cache_dir)
+        yield out, first, lambda *extra, only=None: _run(out, fsdd_dir, corpus_cache_dir, *extra, only=only)
+    finally:
+        os.chdir(cwd)
+
+
+TARGETS = ("mobile", "server")
+OUTPUTS = ["run.yaml", "provenance.json", "stages.json", "corpus/corpus.json", "baseline/model.ckpt", "baseline/metrics.json",
+           "fit/supernet.ckpt", "fit/summary.json", "eval/baseline.json"] + [
+    p for t in TARGETS for p in (f"search/{t}/study.db", f"search/{t}/summary.json", f"search/{t}/selected.json",
+                                 f"finetune/{t}/subnet.pt", f"finetune/{t}/finetune.json", f"export/{t}/metadata.json",
+                                 f"export/{t}/onnx/encoder.onnx", f"eval/{t}.json")]
+
+
+def test_first_run_writes_every_stage_output_and_hash(tiny_run):
+    out, first, _ = tiny_run
+    for rel in OUTPUTS:
+        assert (out / rel).exists(), rel
+    stages = _stages(out)
+    expected = {"corpus", "baseline", "fit", "eval/baseline", *(f"{s}/{t}" for s in ("search", "finetune", "export", "eval") for t in TARGETS)}
+    assert expected <= set(stages)
+    for name in expected:
+        e = stages[name]
+        assert e["status"] == "done" and len(e["hash"]) == 16 and e["seconds"] >= 0 and e["cpu_seconds"] >= 0, name
+    assert stages["fit"]["deps"] == {"corpus": stages["corpus"]["hash"]}
+    assert stages["finetune/mobile"]["deps"] == {"search/mobile": stages["search/mobile"]["hash"]}
+    assert all(first.actions[n] == "ran" for n in expected)
+    # the selected arch was fine-tuned, exported and evaluated; the eval file has what the report needs
+    ev = json.loads((out / "eval/mobile.json").read_text())
+    sel = json.loads((out / "search/mobile/selected.json").read_text())
+    assert ev["arch"] == sel["arch"] and ev["streaming_arch"] and ev["streaming"]["utterances"] == 2
+    for key in ("wer", "wer_per_set", "wer_per_language", "params", "flops", "latency_ms", "latency_p90_ms", "rtf",
+                "chunk_latency_ms", "streaming_wer", "export", "utterances"):
+        assert ev[key] is not None, key
+    assert ev["export"]["parity_max_abs_diff"] <= 1e-4
+    assert len(ev["utterances"]) == 6 and {"ref", "hyp", "id", "lang", "duration"} <= set(ev["utterances"][0])
+    base = json.loads((out / "eval/baseline.json").read_text())
+    assert set(base["targets"]) == set(TARGETS) and base["targets"]["server"]["latency_ms"] > 0
+    # run config, seed and versions are recorded
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["seed"] == 0 and "torch" in prov["versions"] and prov["config"]["name"] == "tiny"
+    assert "seed: 0" in (out / "run.yaml").read_text()
+
+
+def test_second_run_skips_every_stage(tiny_run):
+    out, _, again = tiny_run
+    before = _stages(out)
+    summary = again()
+    assert {a for n, a in summary.actions.items() if n != "report"} == {"skipped"}
+    assert summary.actions.get("report") in ("skipped", "unavailable")
+    after = _stages(out)
+    assert {n: e["finished"] for n, e in after.items() if "finished" in e} == \
+           {n: e["finished"] for n, e in before.items() if "finished" in e}
+
+
+def test_changed_search_setting_reruns_search_and_downstream_not_fit(tiny_run):
+    out, _, again = tiny_run
+    fit_hash = _stages(out)["fit"]["hash"]
+    summary = again("search.dev_utterances=3")
+    for name in ("corpus", "baseline", "fit", "eval/baseline"):
+        assert summary.actions[name] == "skipped", name
+    for t in TARGETS:
+        for s in ("search", "finetune", "export", "eval"):
+            assert summary.actions[f"{s}/{t}"] == "ran", f"{s}/{t}"
+    stages = _stages(out)
+    assert stages["fit"]["hash"] == fit_hash
+    assert json.loads((out / "search/server/summary.json").read_text())["dev_utterances"] == {"dev": 3}
+
+
+def test_interrupted_fit_resumes_from_its_checkpoint(tiny_run):
+    out, _, again = tiny_run
+    ledger = json.loads((out / "stages.json").read_text())
+    ledger["stages"]["fit"]["status"] = "running"  # as a killed run leaves it
+    (out / "stages.json").write_text(json.dumps(ledger))
+    # killed after step 2 of 3: the newest checkpoint is step 2's, no final checkpoint yet
+    ckpts = out / "fit/checkpoints"
+    (ckpts / "last.ckpt").write_bytes((ckpts / "step=000002.ckpt").read_bytes())
+    (out / "fit/supernet.ckpt").unlink()
+    summary = again("search.dev_utterances=3", only=lambda name: name in ("corpus", "fit"))
+    assert summary.actions == {"corpus": "skipped", "fit": "resumed"}
+    stages = _stages(out)
+    assert stages["fit"]["status"] == "done" and stages["fit"]["attempts"] == 2 and (out / "fit/supernet.ckpt").is_file()
+    assert json.loads((out / "fit/summary.json").read_text())["steps"] == 3  # ends where the uninterrupted run ended
+
+
+@pytest.mark.parametrize("override, needle", [
+    ("targets=[mobile, laptop]", "targets[1]"),
+    ("fit.config=configs/fit/nope.yaml", "fit.config"),
+    ("search.set.strategy=annealing", "strategy 'annealing' is unknown"),
+    ("finetune.set.train.max_stepz=3", "max_stepz"),
+])
+def test_bad_config_fails_before_any_stage(tmp_path, capsys, monkeypatch, override, needle):
+    monkeypatch.chdir(REPO)
+    out = tmp_path / "run"
+    assert main(["run", "-c", str(TINY), "--out", str(out), override]) == 1
+    err = capsys.readouterr().err
+    assert needle in err, err
+    assert not out.exists()
+
+
+def test_unknown_target_message_names_file_field_and_fix(monkeypatch):
+    from supernet.pipeline.config import load_run_config, resolve_run
+
+    monkeypatch.chdir(REPO)
+    run, _ = load_run_config(TINY, ["targets=[laptop]"])
+    with pytest.raises(ConfigError) as e:
+        resolve_run(run, str(TINY))
+    msg = str(e.value)
+    assert str(TINY) in msg and "targets[0]" in msg and "unknown target 'laptop'" in msg and "mobile" in msg
+
+
+def test_target_the_space_cannot_serve_is_refused_up_front(monkeypatch):
+    from supernet.pipeline.config import load_run_config, resolve_run
+
+    monkeypatch.chdir(REPO)
+    run, _ = load_run_config(TINY, ["targets=[mobile]"])  # shipped mobile: chunks 8/16; the tiny space has 4
+    with pytest.raises(ConfigError, match=r"targets\[0\].*no \(chunk, look-ahead\)"):
+        resolve_run(run, str(TINY))
