@@ -35,11 +35,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import os
 import re
-import shutil
 import sys
-import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -50,7 +47,7 @@ import torch
 from torch import Tensor, nn
 
 from supernet.graphs import DYNAMIC_AXES, build_graphs, example_inputs, graph_names, io_names
-from supernet.utils import atomic_write_json, versions
+from supernet.utils import atomic_dir, atomic_write_json, versions
 
 __all__ = ["ExportError", "ExportConfig", "export_subnet", "feature_metadata", "decoder_metadata", "streaming_metadata",
            "parity_report", "to_torchscript", "to_onnx", "METADATA",
@@ -282,36 +279,6 @@ def _check_parity(report: dict[str, Any], atol: float, cfg: ExportConfig) -> Non
 
 
 # ---------------------------------------------------------------------------- export
-def _write_dir_atomically(out: Path, fill: Callable[[Path], None], force: bool) -> None:
-    """Build the directory under a temporary name beside ``out``, then swap it in."""
-    out = out.resolve()
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out}: exists and is not a directory; choose another -o")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise FileExistsError(f"{out}: directory is not empty; pass --force to replace it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
-        fill(tmp)
-        os.chmod(tmp, 0o777 & ~_umask())
-        old = None
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def export_subnet(model: nn.Module, out_dir: str | Path, tokenizer: Any, cfg: ExportConfig | None = None, *,
                   force: bool = False, source: dict[str, Any] | None = None, progress: bool = False) -> dict[str, Any]:
     """Export ``model`` (a :class:`~supernet.subnet.SubnetModel`) into the model directory ``out_dir``.
@@ -386,7 +353,7 @@ def export_subnet(model: nn.Module, out_dir: str | Path, tokenizer: Any, cfg: Ex
         tokenizer.save(tmp / "tokenizer.json")
         atomic_write_json(tmp / METADATA, meta)
 
-    _write_dir_atomically(Path(out_dir), fill, force)
+    atomic_dir(out_dir, fill, force)
     return meta
 
 

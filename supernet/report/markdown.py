@@ -209,7 +209,7 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None, *, top_
     Raises:
         ReportError: the run directory or a stage output the report needs is missing (names the path).
     """
-    from supernet.export import _write_dir_atomically  # the directory swap export uses, shared
+    from supernet.utils import atomic_dir
     from supernet.utils import atomic_write_text
 
     run = load_run(run_dir)
@@ -218,5 +218,5 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None, *, top_
     def fill(tmp: Path) -> None:
         atomic_write_text(tmp / "report.md", render_report(run, tmp, top_n))
 
-    _write_dir_atomically(out, fill, force=True)
+    atomic_dir(out, fill, force=True)
     return out / "report.md"

@@ -12,6 +12,8 @@ import platform
 import re
 from typing import Any, Mapping, Sequence
 
+from supernet.utils import cpu_model
+
 __all__ = ["NA", "fmt", "md_table", "flatten", "eval_summary", "EVAL_FIELDS", "selected_table", "top_archs_table",
            "cpu_model", "header_lines"]  # fmt: skip
 
@@ -178,16 +180,6 @@ def top_archs_table(records: Sequence[Any], fitness: Any, metrics: Sequence[str]
     return md_table(["", *[f"#{k + 1}" for k in range(len(top))]], rows), top
 
 
-def cpu_model() -> str:
-    """This machine's CPU model (``/proc/cpuinfo``), else what ``platform`` says."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def header_lines(provenance: Mapping[str, Any] | None, config_hash: str | None, threads_fallback: int | None = None) -> list[str]:
