@@ -14,7 +14,7 @@ from supernet.baseline.augment import AugmentConfig, WaveAugment
 from supernet.baseline.config import BaselineConfig, OptimConfig, TrainerConfig, load_baseline_config
 from supernet.baseline.models import ConvSubsampler, ModelConfig, build_model
 from supernet.config import ConfigError, to_dict
-from supernet.data.features import FeatureConfig
+from supernet.data.features import FeatureConfig, FeatureExtractor
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,9 +53,7 @@ def test_output_shapes_and_batch_invariance(kind):
 
 
 def test_floor_clamp_hides_what_lies_below_the_floor():
-    from supernet.baseline.models import FloorClampedFeatures
-
-    fe = FloorClampedFeatures(FeatureConfig(n_mels=40, f_max=4000.0), floor_db=60.0)
+    fe = FeatureExtractor(FeatureConfig(n_mels=40, f_max=4000.0, floor_db=60.0))
     t = torch.arange(16000) / 16000
     tone = torch.sin(2 * torch.pi * 440 * t) * (t > 0.3) * (t < 0.7)
     quiet_room = tone + 1e-6 * torch.randn(16000, generator=torch.Generator().manual_seed(0))
@@ -67,7 +65,7 @@ def test_floor_clamp_hides_what_lies_below_the_floor():
     assert torch.allclose(feats[0].mean(0), torch.zeros(40), atol=1e-4)
     assert fe.dim == 40 and feat_lengths.tolist() == [101, 101]
     with pytest.raises(ValueError, match="floor_db"):
-        ModelConfig(features=FeatureConfig(kind="mfcc"), floor_db=60.0)
+        FeatureConfig(kind="mfcc", floor_db=60.0)
 
 
 def test_model_config_errors():

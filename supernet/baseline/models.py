@@ -10,7 +10,7 @@ and :class:`LSTMEncoder` (conv subsampler x4 + a stacked (bi)LSTM). Build either
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -19,7 +19,7 @@ from torchaudio.models import Conformer
 
 from supernet.data.features import FeatureConfig, FeatureExtractor, lengths_to_mask
 
-__all__ = ["ModelConfig", "FloorClampedFeatures", "ConvSubsampler", "ConformerEncoder", "LSTMEncoder", "CTCModel", "build_model",
+__all__ = ["ModelConfig", "ConvSubsampler", "ConformerEncoder", "LSTMEncoder", "CTCModel", "build_model",
            "count_parameters"]
 
 
@@ -30,10 +30,6 @@ class ModelConfig:
     Args:
         kind: "conformer" or "lstm".
         features: acoustic front-end.
-        floor_db: clamp log-mel features at (utterance maximum - floor_db dB) before the
-            per-utterance normalisation (None: no clamp). Makes digital silence, a quiet room and
-            a noisy room look alike, so a speaker recorded more cleanly than the training
-            speakers is not out of distribution (Whisper clamps at 80 dB the same way).
         subsample_channels: channels of the two stride-2 convolutions (x4 time reduction).
         d_model: encoder width D.
         num_layers: encoder layers.
@@ -47,7 +43,6 @@ class ModelConfig:
 
     kind: Literal["conformer", "lstm"] = "conformer"
     features: FeatureConfig = field(default_factory=FeatureConfig)
-    floor_db: float | None = None
     subsample_channels: int = 64
     d_model: int = 144
     num_layers: int = 4
@@ -67,48 +62,8 @@ class ModelConfig:
                 raise ValueError(f"conv_kernel must be odd, got {self.conv_kernel}")
         if min(self.subsample_channels, self.d_model, self.num_layers) < 1:
             raise ValueError("subsample_channels, d_model and num_layers must be >= 1")
-        if self.floor_db is not None and (self.floor_db <= 0 or self.features.kind != "logmel"):
-            raise ValueError(f"floor_db needs features.kind 'logmel' and a value > 0, got {self.floor_db} "
-                             f"with kind {self.features.kind!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-
-
-class FloorClampedFeatures(nn.Module):
-    """Log-mel features clamped at (utterance max - floor_db), then normalised per utterance.
-
-    Args:
-        cfg: log-mel :class:`FeatureConfig`; its ``normalize`` is applied after the clamp.
-        floor_db: dynamic range kept below each utterance's loudest bin, in dB.
-
-    Shapes:
-        forward(audio (B, S), audio_lengths (B,)) -> feats (B, T, F), feat_lengths (B,)
-    """
-
-    def __init__(self, cfg: FeatureConfig, floor_db: float):
-        super().__init__()
-        self.cfg = cfg
-        self.floor = floor_db * math.log(10.0) / 10.0  # dB -> natural-log power units
-        self.extract = FeatureExtractor(replace(cfg, normalize="none"))
-
-    @property
-    def dim(self) -> int:
-        return self.extract.dim
-
-    def num_frames(self, audio_lengths: Tensor) -> Tensor:
-        return self.extract.num_frames(audio_lengths)
-
-    def forward(self, audio: Tensor, audio_lengths: Tensor) -> tuple[Tensor, Tensor]:
-        x, lengths = self.extract(audio, audio_lengths)
-        mask = lengths_to_mask(lengths, x.shape[1])[..., None]  # (B, T, 1)
-        top = x.masked_fill(~mask, float("-inf")).amax(dim=(1, 2), keepdim=True)
-        x = torch.maximum(x, top - self.floor)
-        if self.cfg.normalize == "utterance":
-            n = lengths.clamp(min=1).to(x.dtype)[:, None, None]
-            mean = (x * mask).sum(1, keepdim=True) / n
-            var = (((x - mean) * mask) ** 2).sum(1, keepdim=True) / n
-            x = (x - mean) / torch.sqrt(var + 1e-5)
-        return x.masked_fill(~mask, 0.0), lengths
 
 
 def count_parameters(module: nn.Module) -> int:
@@ -289,7 +244,7 @@ class CTCModel(nn.Module):
 
 def build_model(cfg: ModelConfig, vocab_size: int) -> CTCModel:
     """A :class:`CTCModel` for ``cfg`` with a ``vocab_size``-way head (blank included)."""
-    frontend = FeatureExtractor(cfg.features) if cfg.floor_db is None else FloorClampedFeatures(cfg.features, cfg.floor_db)
+    frontend = FeatureExtractor(cfg.features)
     encoders = {"conformer": ConformerEncoder, "lstm": LSTMEncoder}
     encoder = encoders[cfg.kind](frontend.dim, cfg)
     return CTCModel(frontend, encoder, vocab_size, dropout=cfg.dropout)

@@ -11,6 +11,8 @@ taken over valid frames only.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import Literal
 
@@ -37,6 +39,10 @@ class FeatureConfig:
         f_min: lowest mel filter edge in Hz.
         f_max: highest mel filter edge in Hz (None: Nyquist).
         normalize: "utterance" (mean/variance per utterance and feature over valid frames) or "none".
+        floor_db: log-mel only: clamp every bin at (the utterance's loudest bin - floor_db dB)
+            before normalising (None: no clamp). Digital silence, a quiet room and a noisy room
+            then look alike, so a speaker recorded more cleanly than the training speakers is
+            not out of distribution (Whisper clamps at 80 dB the same way).
     """
 
     kind: Literal["logmel", "mfcc"] = "logmel"
@@ -48,8 +54,11 @@ class FeatureConfig:
     f_min: float = 0.0
     f_max: float | None = None
     normalize: Literal["utterance", "none"] = "utterance"
+    floor_db: float | None = None
 
     def __post_init__(self) -> None:
+        if self.floor_db is not None and (self.floor_db <= 0 or self.kind != "logmel"):
+            raise ValueError(f"floor_db needs kind 'logmel' and a value > 0, got {self.floor_db} with kind {self.kind!r}")
         if self.kind == "mfcc" and self.n_mfcc > self.n_mels:
             raise ValueError(f"n_mfcc ({self.n_mfcc}) cannot exceed n_mels ({self.n_mels})")
         if self.hop_length > self.win_length:
@@ -151,6 +160,9 @@ class FeatureExtractor(nn.Module):
         x = x.transpose(1, 2)  # (B, T, F)
         feat_lengths = self.num_frames(audio_lengths).clamp(max=x.shape[1])
         mask = lengths_to_mask(feat_lengths, x.shape[1]).unsqueeze(-1)  # (B, T, 1)
+        if self.cfg.floor_db is not None:
+            top = x.masked_fill(~mask, float("-inf")).amax(dim=(1, 2), keepdim=True)
+            x = torch.maximum(x, top - self.cfg.floor_db * math.log(10.0) / 10.0)  # dB -> natural-log power
         if self.cfg.normalize == "utterance":
             n = feat_lengths.clamp(min=1).to(x.dtype)[:, None, None]
             mean = (x * mask).sum(1, keepdim=True) / n
