@@ -67,7 +67,8 @@ def test_stratified_sample_spans_the_size_range():
 
 
 # ---------------------------------------------------------------------------- training
-def test_train_subnet_early_stops_records_a_curve_and_keeps_the_best_weights():
+def _tiny_subnet_and_items():
+    """The tiny space's smallest CTC arch (seeded init), its SubnetModel and 6 noise utterances."""
     from supernet.subnet import SubnetModel
 
     space = SearchSpace.from_yaml(REPO_CONFIGS / "space/tiny.yaml")
@@ -77,6 +78,13 @@ def test_train_subnet_early_stops_records_a_curve_and_keeps_the_best_weights():
     g = torch.Generator().manual_seed(0)
     items = [{"audio": 0.1 * torch.randn(3200, generator=g), "target": torch.tensor([1 + i % 5, 2]), "text": "ab",
               "lang": "en", "id": str(i)} for i in range(6)]
+    return arch, model, items
+
+
+def test_train_subnet_early_stops_records_a_curve_and_keeps_the_best_weights():
+    from supernet.subnet import SubnetModel
+
+    arch, model, items = _tiny_subnet_and_items()
     calls = {"n": 0}
     scores = [1.0, 0.8, 0.5, 0.6, 0.7, 0.8, 0.9]  # best at the 2nd evaluation after the start, then worse
 
@@ -103,15 +111,8 @@ def test_train_subnet_early_stops_records_a_curve_and_keeps_the_best_weights():
 
 def test_train_subnet_newbob_decays_the_learning_rate_from_the_best_weights():
     from supernet.baseline.config import OptimConfig
-    from supernet.subnet import SubnetModel
 
-    space = SearchSpace.from_yaml(REPO_CONFIGS / "space/tiny.yaml")
-    arch = space.smallest(decoder="ctc", chunk=0)
-    torch.manual_seed(0)
-    model = SubnetModel(arch, 6)
-    g = torch.Generator().manual_seed(0)
-    items = [{"audio": 0.1 * torch.randn(3200, generator=g), "target": torch.tensor([1 + i % 5, 2]), "text": "ab",
-              "lang": "en", "id": str(i)} for i in range(6)]
+    arch, model, items = _tiny_subnet_and_items()
     seen = []
     scores = iter([1.0, 0.5, 0.6, 0.4, 0.7, 0.8, 0.9, 0.9, 0.9, 0.9])
 

@@ -146,12 +146,14 @@ class TrainResult:
         how fast archs start learning, not how good they become.
         """
         start = self.curve[0].get("wer", math.nan) if self.curve else math.nan
-        best = self.best.to_dict() if hasattr(self.best, "to_dict") else dict(self.best)
-        learned = float(best.get("wer", math.nan)) <= min(start, 1.0) - STALL_MARGIN
+        learned = float(self._best_dict().get("wer", math.nan)) <= min(start, 1.0) - STALL_MARGIN
         return self.stopped == "patience" and learned
 
+    def _best_dict(self) -> dict[str, Any]:
+        return self.best.to_dict() if hasattr(self.best, "to_dict") else dict(self.best)
+
     def to_dict(self) -> dict[str, Any]:
-        best = self.best.to_dict() if hasattr(self.best, "to_dict") else dict(self.best)
+        best = self._best_dict()
         return {"curve": self.curve, "best_step": self.best_step, "final_step": self.final_step, "stopped": self.stopped,
                 "converged": self.converged, "best": best, "seconds": self.seconds, "skipped_steps": self.skipped_steps,
                 "lr_decays": self.decays}
