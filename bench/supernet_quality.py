@@ -3,9 +3,12 @@
 1. Train the supernet (``--config``, default progressive shrinking) on the built-in espeak
    corpus for at most ``--minutes`` of wall clock (the LR schedule follows the budget).
 2. Score the largest and the smallest paths on the dev sets with the weights they inherit.
-3. Train the same two archs from scratch, standalone, for the same number of steps with the
-   same optimiser, schedule shape, data order and augmentation: the same training code on a
-   search space holding that one arch (so nothing but weight sharing differs), strategy ``spos``.
+3. Train the same two archs from scratch, standalone, for the same wall-clock budget
+   (``--standalone-minutes``, default the supernet's) with the same optimiser, schedule shape,
+   data order and augmentation: the same training code on a search space holding that one arch
+   (so nothing but weight sharing differs), strategy ``spos``. A standalone run whose resolved
+   config matches is reused (``--standalone-only`` trains just them, e.g. once for several
+   supernet variants).
 4. Report the four dev WERs and the relative gap (inherited - standalone) / standalone; the
    issue's target is within 15% relative. The standalone runs validate at four points, so one
    can see whether they converged: a reference still falling steeply at the end measures how
@@ -15,7 +18,9 @@
     OMP_NUM_THREADS=2 .venv/bin/python bench/supernet_quality.py                   # <= 20 min + standalone runs
     OMP_NUM_THREADS=2 .venv/bin/python bench/supernet_quality.py --minutes 2       # checks the script runs
     OMP_NUM_THREADS=2 .venv/bin/python bench/supernet_quality.py --config configs/fit/sandwich.yaml
-Writes bench/results/supernet_quality.json and the runs under runs/bench/supernet_quality/.
+    OMP_NUM_THREADS=2 .venv/bin/python bench/supernet_quality.py --config configs/fit/progressive_fsdd.yaml \
+        --tag progressive_fsdd                 # issue #9's setting (FSDD)
+Writes bench/results/supernet_quality[_TAG].json and the runs under runs/bench/supernet_quality/.
 """
 
 from __future__ import annotations
@@ -31,39 +36,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def one_arch_space(arch: Any, name: str) -> dict:
-    """A search-space mapping (configs/space format) that holds exactly ``arch``."""
-    from supernet.space import BLOCK_FIELDS
-
-    layers = [la for la in arch.layers if la.block != "skip"]
-
-    def choices(la: Any) -> dict:
-        return {"block": [la.block], **{f: [getattr(la, f)] for f in BLOCK_FIELDS[la.block]}}
-
-    first = choices(layers[0])
-    overrides = {}
-    for i, la in enumerate(layers[1:], start=1):
-        c = choices(la)
-        if set(c) != set(first):
-            raise ValueError(f"layer {i} ({la.block}) uses other fields than layer 0 ({layers[0].block}); "
-                             "a one-arch space needs the same fields in every layer")
-        if c != first:
-            overrides[i] = c
-    data: dict[str, Any] = {
-        "name": name,
-        "frontend": {"feature": [arch.feature], "subsampling": [arch.subsampling]},
-        "encoder": {"width": [arch.width], "layers": len(layers), "min_depth": len(layers), "layer": first,
-                    "overrides": overrides},
-        "decoder": {"type": [arch.decoder]},
-        "streaming": {"chunk": [arch.chunk]},
-    }
-    if arch.decoder != "ctc":
-        data["decoder"].update(layers=[arch.decoder_layers], width=[arch.decoder_width])
-    if arch.chunk:
-        data["streaming"]["lookahead"] = [arch.lookahead]
-    return data
-
-
 def dev_curve(run_dir: Path) -> list[dict[str, float]]:
     """(step, dev WER of the arch) at each validation of a standalone run, from metrics.csv."""
     out = []
@@ -74,26 +46,84 @@ def dev_curve(run_dir: Path) -> list[dict[str, float]]:
     return out
 
 
+def standalone_config(cfg: Any, arch: Any, tag: str, minutes: float, root: Path) -> Any:
+    """The FitConfig of ``arch`` trained alone for ``minutes``, in a folder named by its config hash."""
+    import hashlib
+    import json
+
+    import yaml
+
+    from supernet.config import from_dict, to_dict
+    from supernet.space_yaml import one_arch_space
+    from supernet.training.config import FitConfig
+
+    space = one_arch_space(arch, f"standalone-{tag}")
+    over = to_dict(cfg)
+    over.update(name=f"standalone_{tag}", strategy="spos", init_from=None)
+    over["trainer"].update(max_steps=100_000, max_minutes=minutes, val_every_steps=100)
+    key = json.dumps({"space": space, "cfg": {k: v for k, v in over.items() if k not in ("space", "out_dir", "progressive",
+                                                                                         "sandwich", "name")}},
+                     sort_keys=True, default=str)
+    d = root / f"standalone_{tag}_{hashlib.sha256(key.encode()).hexdigest()[:10]}"
+    d.mkdir(parents=True, exist_ok=True)
+    space_file = d / "one_arch_space.yaml"
+    if not space_file.is_file():
+        from supernet.utils import atomic_write_text
+
+        atomic_write_text(space_file, yaml.safe_dump(space, sort_keys=False))
+    over.update(out_dir=str(d), space=str(space_file))
+    return from_dict(FitConfig, over, where=f"standalone {tag}")
+
+
+def run_standalone(cfg: Any, arch: Any, tag: str, minutes: float, root: Path) -> dict[str, Any]:
+    """Train (or reuse) the standalone run of ``arch``; its summary, dev curve and checkpoint."""
+    import json
+
+    from supernet.training.run import fit
+
+    scfg = standalone_config(cfg, arch, tag, minutes, root)
+    d = Path(scfg.out_dir)
+    if not (d / "summary.json").is_file():
+        print(f"standalone {tag}: training {minutes} min -> {d}", flush=True)
+        t1 = time.perf_counter()
+        fit(scfg)
+        (d / "wall_minutes.txt").write_text(f"{(time.perf_counter() - t1) / 60:.2f}\n")
+    else:
+        print(f"standalone {tag}: reusing {d}", flush=True)
+    summary = json.loads((d / "summary.json").read_text())
+    return {"dir": str(d), "checkpoint": str(d / "supernet.ckpt"), "steps": summary["steps"],
+            "dev_wer": summary["dev"]["largest"]["wer"],  # its one arch is its largest
+            "minutes": float((d / "wall_minutes.txt").read_text()) if (d / "wall_minutes.txt").is_file() else None,
+            "dev_curve": dev_curve(d)}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="configs/fit/progressive.yaml", help="supernet fit config")
     p.add_argument("--minutes", type=float, default=20.0, help="wall-clock budget of the supernet training")
+    p.add_argument("--standalone-minutes", type=float, default=None, help="budget of each standalone run (default --minutes)")
+    p.add_argument("--standalone-only", action="store_true", help="train (or reuse) the two standalone runs and stop")
+    p.add_argument("--warm-start", action="store_true",
+                   help="initialise the supernet from the standalone largest run (trained first; its time is reported)")
+    p.add_argument("--tag", default="", help="suffix of the result file and run folder (e.g. the variant)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--run-dir", default=str(REPO / "runs/bench/supernet_quality"))
-    p.add_argument("--out", default=str(REPO / "bench/results/supernet_quality.json"))
+    p.add_argument("--out", default=None, help="result JSON (default bench/results/supernet_quality[_TAG].json)")
     args = p.parse_args(argv)
 
     import torch
-    import yaml
 
-    from supernet.config import from_dict, load_yaml, to_dict
+    from supernet.config import from_dict, load_yaml
     from supernet.space import SearchSpace
     from supernet.training.config import FitConfig
     from supernet.training.run import fit
-    from supernet.utils import atomic_write_json, atomic_write_text, provenance
+    from supernet.utils import atomic_write_json, provenance
 
     torch.set_num_threads(args.threads)
-    run_dir = Path(args.run_dir)
+    root = Path(args.run_dir)
+    suffix = f"_{args.tag}" if args.tag else ""
+    out = Path(args.out or REPO / f"bench/results/supernet_quality{suffix}.json")
+    alone_minutes = args.standalone_minutes or args.minutes
     base = load_yaml(REPO / args.config)
     base["space"] = str(REPO / base.get("space", "configs/space/conformer_elastic.yaml"))
     base.setdefault("data", {})
@@ -101,45 +131,50 @@ def main(argv: list[str] | None = None) -> int:
     base.setdefault("trainer", {}).update(max_minutes=args.minutes, num_threads=args.threads, progress=False)
     if base.get("strategy", "sandwich") != "progressive":
         base["trainer"]["max_steps"] = 100_000  # the wall clock decides
-    cfg = from_dict(FitConfig, {**base, "out_dir": str(run_dir / "supernet")}, where=args.config)
+    cfg = from_dict(FitConfig, {**base, "out_dir": str(root / f"supernet{suffix}")}, where=args.config)
+    space = SearchSpace.from_yaml(cfg.space)
+    archs = {"largest": space.largest(), "smallest": space.smallest()}
+    alone = {tag: run_standalone(cfg, arch, tag, alone_minutes, root) for tag, arch in archs.items()}
+    if args.standalone_only:
+        for tag, a in alone.items():
+            print(f"standalone {tag}: {a['steps']} steps, dev WER {100 * a['dev_wer']:.2f}%  ({a['dir']})")
+        return 0
+    if args.warm_start:
+        cfg = from_dict(FitConfig, {**base, "out_dir": cfg.out_dir, "init_from": alone["largest"]["checkpoint"]},
+                        where=args.config)
     t0 = time.perf_counter()
     sup = fit(cfg)
     minutes = (time.perf_counter() - t0) / 60
     steps = sup.summary["steps"]
-    space = SearchSpace.from_yaml(cfg.space)
     report: dict[str, Any] = {
         "config": args.config, "strategy": cfg.strategy, "budget_minutes": args.minutes,
-        "supernet": {"steps": steps, "minutes": round(minutes, 2), "dev": sup.summary["dev"]},
-        "archs": {}, "target_relative_gap": 0.15,
+        "warm_start": alone["largest"]["dir"] if args.warm_start else None,
+        "warm_start_minutes": alone["largest"]["minutes"] if args.warm_start else 0.0,
+        "supernet": {"steps": steps, "minutes": round(minutes, 2), "dev": sup.summary["dev"],
+                     "init_report": sup.summary.get("init_from")},
+        "standalone_minutes": alone_minutes, "archs": {},
+        "target_relative_gap": {"largest": 0.15, "smallest": 0.25},
     }
-    for tag, arch in (("largest", space.largest()), ("smallest", space.smallest())):
-        d = run_dir / f"standalone_{tag}"
-        d.mkdir(parents=True, exist_ok=True)
-        space_file = d / "one_arch_space.yaml"
-        atomic_write_text(space_file, yaml.safe_dump(one_arch_space(arch, f"standalone-{tag}"), sort_keys=False))
-        over = to_dict(cfg)
-        over.update(name=f"standalone_{tag}", out_dir=str(d), space=str(space_file), strategy="spos", init_from=None)
-        over["trainer"].update(max_steps=steps, max_minutes=None, val_every_steps=max(1, steps // 4))
-        scfg = from_dict(FitConfig, over, where=f"standalone {tag}")
-        t1 = time.perf_counter()
-        alone = fit(scfg)
+    for tag, arch in archs.items():
         inherited = sup.summary["dev"][tag]["wer"]
-        standalone = alone.summary["dev"]["largest"]["wer"]  # its one arch is its largest
+        standalone = alone[tag]["dev_wer"]
         report["archs"][tag] = {
             "arch": arch.describe(), "params": space.params(arch, sup.module.tokenizer.vocab_size),
             "dev_wer_inherited": inherited, "dev_wer_standalone": standalone,
             "relative_gap": (inherited - standalone) / max(standalone, 1e-9),
-            "standalone_minutes": round((time.perf_counter() - t1) / 60, 2),
-            "standalone_dev_curve": dev_curve(d),
+            "standalone_steps": alone[tag]["steps"], "standalone_minutes": alone[tag]["minutes"],
+            "standalone_dev_curve": alone[tag]["dev_curve"],
         }
     report["provenance"] = provenance(cfg, cfg.seed)
-    atomic_write_json(args.out, report)
-    print(f"supernet ({cfg.strategy}): {steps} steps in {minutes:.1f} min (budget {args.minutes} min)")
+    atomic_write_json(out, report)
+    print(f"supernet ({cfg.strategy}{', warm start' if args.warm_start else ''}): {steps} steps in {minutes:.1f} min "
+          f"(budget {args.minutes} min)")
     for tag, r in report["archs"].items():
         curve = ", ".join(f"{c['step']}:{100 * c['wer']:.1f}%" for c in r["standalone_dev_curve"])
         print(f"{tag:8s} inherited {100 * r['dev_wer_inherited']:6.2f}%  standalone {100 * r['dev_wer_standalone']:6.2f}%  "
-              f"gap {100 * r['relative_gap']:+.1f}% (target <= +15%)  [{r['arch']}]  standalone curve: {curve}")
-    print(f"wrote {args.out}")
+              f"gap {100 * r['relative_gap']:+.1f}% (target <= +{100 * report['target_relative_gap'][tag]:.0f}%)  "
+              f"[{r['arch']}]  standalone curve: {curve}")
+    print(f"wrote {out}")
     return 0
 
 

@@ -34,7 +34,7 @@ from typing import Any
 
 from supernet.config import ConfigError, from_dict
 
-__all__ = ["LayerChoices", "SpaceSpec", "SpaceYaml", "parse_space"]
+__all__ = ["LayerChoices", "SpaceSpec", "SpaceYaml", "parse_space", "one_arch_space"]
 
 
 # ----------------------------------------------------------------------------- YAML schema
@@ -336,3 +336,41 @@ def _streams(chk: _Checker, st: StreamingYaml, cons: ConstraintsYaml) -> tuple:
         if la not in used:
             chk.fail("streaming.lookahead", f"{la} can never be used: constraints.lookahead_below_chunk needs it smaller than some chunk; chunks: {positive}")
     return tuple(out)
+
+
+def one_arch_space(arch: Any, name: str) -> dict:
+    """The space-file mapping (this module's format) of a space that holds exactly ``arch``.
+
+    ``supernet fit`` on it trains that one arch standalone (strategy ``spos``), with the same
+    module names as in a supernet holding it (and the same shapes when ``arch`` is that
+    supernet's largest), so its checkpoint can warm-start the supernet (``init_from``). Every layer must use the same block fields (e.g. all Conformer).
+    """
+    from supernet.space import BLOCK_FIELDS
+
+    layers = [la for la in arch.layers if la.block != "skip"]
+
+    def choices(la: Any) -> dict:
+        return {"block": [la.block], **{f: [getattr(la, f)] for f in BLOCK_FIELDS[la.block]}}
+
+    first = choices(layers[0])
+    overrides = {}
+    for i, la in enumerate(layers[1:], start=1):
+        c = choices(la)
+        if set(c) != set(first):
+            raise ValueError(f"layer {i} ({la.block}) uses other fields than layer 0 ({layers[0].block}); "
+                             "a one-arch space needs the same fields in every layer")
+        if c != first:
+            overrides[i] = c
+    data: dict[str, Any] = {
+        "name": name,
+        "frontend": {"feature": [arch.feature], "subsampling": [arch.subsampling]},
+        "encoder": {"width": [arch.width], "layers": len(layers), "min_depth": len(layers), "layer": first,
+                    "overrides": overrides},
+        "decoder": {"type": [arch.decoder]},
+        "streaming": {"chunk": [arch.chunk]},
+    }
+    if arch.decoder != "ctc":
+        data["decoder"].update(layers=[arch.decoder_layers], width=[arch.decoder_width])
+    if arch.chunk:
+        data["streaming"]["lookahead"] = [arch.lookahead]
+    return data

@@ -220,3 +220,16 @@ def test_rank_check_config_errors_name_the_field(tmp_path):
         resolve_config([base], ["reference.monitor=cer"])
     with pytest.raises(ConfigError, match="shard must be 'I/N'"):
         resolve_config([base], ["shard=2/2"])
+
+
+def test_reference_key_ignores_the_supernets_batching_but_not_the_corpus():
+    """References batch with reference.batch_size: the supernet's batch size must not retrain them."""
+    import dataclasses
+
+    from supernet.data.datamodule import DataConfig
+    from supernet.evaluation.rank_check import reference_data_key
+
+    base = DataConfig(corpus="fsdd", batch_size=8)
+    assert reference_data_key(base, "fp") == reference_data_key(dataclasses.replace(base, batch_size=16, num_buckets=4), "fp")
+    assert reference_data_key(base, "fp") != reference_data_key(dataclasses.replace(base, corpus="espeak"), "fp")
+    assert reference_data_key(base, "fp") != reference_data_key(base, "other dev audio")

@@ -152,6 +152,40 @@ def test_progressive_and_second_order_darts_with_hardware_loss(make_cfg):
     assert rows and float(rows[0]["train/hw_penalty"]) > 0  # the target is far below any arch
 
 
+def test_warm_start_from_a_standalone_largest_arch(make_cfg, tmp_path):
+    """init_from a one-arch `supernet fit` run: the supernet's largest path computes what it did."""
+    from supernet.config import ConfigError
+    from supernet.space import SearchSpace
+    from supernet.space_yaml import one_arch_space
+    from supernet.training.run import fit, warm_start
+
+    space = SearchSpace.from_yaml(REPO / "configs/space/tiny.yaml")
+    largest = space.largest()
+    one = tmp_path / "one.yaml"
+    one.write_text(yaml.safe_dump(one_arch_space(largest, "tiny-largest")))
+    assert SearchSpace.from_yaml(one).largest().id == largest.id
+    alone = fit(make_cfg("alone", space=str(one), strategy="spos", trainer={"max_steps": 2}), logger=False)
+    warm = fit(make_cfg("warm", init_from=str(alone.checkpoint), trainer={"max_steps": 1, "val_every_steps": None}),
+               logger=False)
+    report = warm.summary["init_from"]
+    assert report["checkpoint"] == str(alone.checkpoint)
+    assert 0 < report["loaded_tensors"] < report["total_tensors"]  # the other blocks keep their initialisation
+    assert report["not_in_checkpoint"] and not report["unused"]
+    # Before any step, the supernet's largest path is the standalone model.
+    from supernet.training.run import build_module
+
+    cfg = make_cfg("warm0", init_from=str(alone.checkpoint))
+    module = build_module(cfg, space, alone.module.tokenizer)
+    torch.manual_seed(0)
+    audio, lengths = torch.randn(2, 16000), torch.tensor([16000, 12000])
+    a, b = alone.module.net.eval(), module.net.eval()
+    with torch.no_grad():
+        (ea, la), (eb, lb) = a(audio, lengths, largest), b(audio, lengths, largest)
+    assert torch.equal(la, lb) and torch.allclose(ea, eb, atol=1e-6)
+    with pytest.raises(ConfigError, match="not found"):
+        warm_start(module.net, tmp_path / "missing.ckpt")
+
+
 def test_cli_print_config_errors_and_a_short_run(tmp_path, capsys, tiny_data_config, fsdd_dir):
     from supernet.cli import main
     from supernet.training.config import load_fit_config

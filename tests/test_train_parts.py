@@ -222,6 +222,18 @@ def test_progressive_phases_share_the_run_with_own_schedule(space):
     assert [t for t, _ in s.paths(0.9, 0)] == ["largest", "smallest", "random", "random"]
     with pytest.raises(ValueError, match="not a dimension"):
         PhaseConfig("x", ("kernels",))
+    # A phase may override the decay and the warm-up: a constant first phase, no warm-up after it.
+    cfg = load_fit_config(REPO / "configs/fit/tiny.yaml", strategy="progressive",
+                          progressive={"phases": [{"name": "a", "steps": 30, "schedule": "constant", "warmup": 0.5},
+                                                  {"name": "b", "open": ["kernel"], "steps": 10, "warmup": 0.0}]},
+                          optim={"lr": 0.002, "warmup": 0.2, "schedule": "linear"})
+    s = PathStrategy(cfg, space)
+    assert s.lr(0.1875) == pytest.approx(0.001) and s.lr(0.5) == pytest.approx(0.002) and s.lr(0.74) == pytest.approx(0.002)
+    assert s.lr(0.75) == pytest.approx(0.002) and s.lr(0.875) == pytest.approx(0.001)  # linear decay, no warm-up
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        PhaseConfig("x", (), schedule="step")
+    with pytest.raises(ValueError, match="warmup must be in"):
+        PhaseConfig("x", (), warmup=1.0)
 
 
 def test_alpha_plot_written(tmp_path):

@@ -156,6 +156,19 @@ class RankCheckResult:
 
 
 # ---------------------------------------------------------------------------- pieces
+# DataConfig fields that only batch the supernet's own training; a reference batches with
+# reference.batch_size, so these must not invalidate (or be part of) a reference's key.
+_BATCHING_FIELDS = ("batch_size", "max_batch_seconds", "num_buckets", "num_workers")
+
+
+def reference_data_key(data_cfg: Any, dev_fingerprint: str) -> dict[str, Any]:
+    """What identifies a reference's data: the corpus and dev sets, not the supernet's batching."""
+    from supernet.config import to_dict
+
+    data = {k: v for k, v in to_dict(data_cfg).items() if k not in _BATCHING_FIELDS}
+    return {"data": data, "dev": dev_fingerprint}
+
+
 def _seed_of(*key: Any) -> int:
     return int.from_bytes(hashlib.sha256(repr(key).encode()).digest()[:4], "little")
 
@@ -335,7 +348,7 @@ def rank_check(cfg: RankCheckConfig, net: Any, space: Any, tokenizer: Any, datam
     vocab = tokenizer.vocab_size
     archs = stratified_sample(space, cfg.num_archs, random.Random(f"rank-check/{cfg.seed}"),
                               size=lambda a: space.params(a, vocab), pool=cfg.pool)
-    data_key = {"data": to_dict(datamodule.cfg), "dev": evaluator.data_fingerprint}
+    data_key = reference_data_key(datamodule.cfg, evaluator.data_fingerprint)
     rows = []
     t0 = time.monotonic()
     shard = cfg.shard_index()

@@ -22,6 +22,7 @@ __all__ = ["STRATEGIES", "DIMENSIONS", "BilevelConfig", "SandwichConfig", "Phase
 
 STRATEGIES = ("sandwich", "spos", "progressive", "darts", "gdas")
 # Dimensions a progressive phase can open (``all`` opens every one).
+SCHEDULES = ("cosine", "linear", "constant")  # OptimConfig.schedule
 DIMENSIONS = ("feature", "subsampling", "width", "depth", "block", "attention", "heads", "ffn_ratio", "kernel",
               "decoder", "streaming")
 
@@ -107,7 +108,12 @@ class PhaseConfig:
         steps: this phase's share of the run, in steps (with ``trainer.max_minutes`` the wall
             clock is shared out in the same proportions).
         lr: peak learning rate of the phase (None: ``optim.lr``); each phase runs its own
-            warm-up and decay (``optim.schedule``).
+            warm-up and decay.
+        schedule: this phase's decay (``constant``, ``cosine``, ``linear``; None: ``optim.schedule``).
+            A constant first phase keeps the largest path's rate up until it leaves the CTC
+            all-blank plateau, as the standalone references do.
+        warmup: this phase's warm-up fraction (None: ``optim.warmup``); 0 for a phase that
+            continues from trained weights.
         num_random: random paths per step besides the largest and the phase's smallest.
     """
 
@@ -115,6 +121,8 @@ class PhaseConfig:
     open: tuple[str, ...] = ()
     steps: int = 100
     lr: float | None = None
+    schedule: str | None = None
+    warmup: float | None = None
     num_random: int = 2
 
     def __post_init__(self) -> None:
@@ -125,6 +133,10 @@ class PhaseConfig:
             raise ValueError(f"phase {self.name!r}: steps must be >= 1, got {self.steps}")
         if self.lr is not None and self.lr <= 0:
             raise ValueError(f"phase {self.name!r}: lr must be > 0 or null")
+        if self.schedule is not None and self.schedule not in SCHEDULES:
+            raise ValueError(f"phase {self.name!r}: schedule must be one of {', '.join(SCHEDULES)} or null, got {self.schedule!r}")
+        if self.warmup is not None and not 0.0 <= self.warmup < 1.0:
+            raise ValueError(f"phase {self.name!r}: warmup must be in [0, 1) or null, got {self.warmup}")
 
 
 def _default_phases() -> list[PhaseConfig]:
@@ -253,7 +265,10 @@ class FitConfig:
         derive_budget: also derive the best arch under this budget (``derive_cost`` units) from
             alpha at the end (darts / gdas); None: argmax only.
         derive_cost: "params" or "latency" (needs ``hardware.lut``).
-        init_from: start from the weights of another ``supernet fit`` checkpoint (same space).
+        init_from: warm start: copy the weights of another ``supernet fit`` checkpoint that match by
+            name and shape (a previous supernet, or a standalone arch trained by ``supernet fit``
+            on a one-arch space); the rest keep their initialisation. What was loaded is printed
+            and stored in ``summary.json`` (``init_from``). Its tokenizer is used.
         net: fixed network hyper-parameters (:class:`~supernet.nn.config.NetConfig`).
         specaugment: feature masking while training (null: off).
         optim: weight optimiser and schedule (the baseline's :class:`OptimConfig`).

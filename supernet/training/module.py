@@ -89,6 +89,7 @@ class SupernetModule(L.LightningModule):
         self._bad_step = False
         self._rates: dict[tuple[str, int], ErrorRates] = {}
         self.eval_results: dict[str, dict[str, dict[str, float]]] = {}
+        self.init_report: Optional[dict[str, Any]] = None  # what a warm start loaded (build_module)
 
     # ------------------------------------------------------------------ randomness and progress
     def seed_for(self, step: int, stream: str) -> int:

@@ -77,11 +77,56 @@ def build_module(cfg: FitConfig, space: SearchSpace, tokenizer: CharTokenizer, s
 
     torch.manual_seed(cfg.seed)  # weight initialisation
     net = SpeechSupernet.from_space(space, tokenizer.vocab_size, net=cfg.net)
-    if cfg.init_from:
-        state = _read_checkpoint(cfg.init_from)["state_dict"]
-        net.load_state_dict({k[len("net."):]: v for k, v in state.items() if k.startswith("net.")}, strict=True)
+    init_report = warm_start(net, cfg.init_from) if cfg.init_from else None
     strategy = build_strategy(cfg, space, net, _expected_cost(cfg, space, tokenizer.vocab_size))
-    return SupernetModule(net, space, cfg, tokenizer, strategy, set_names=set_names, checkpoint_hint=checkpoint_hint)
+    module = SupernetModule(net, space, cfg, tokenizer, strategy, set_names=set_names, checkpoint_hint=checkpoint_hint)
+    module.init_report = init_report
+    return module
+
+
+def warm_start(net: torch.nn.Module, path: str | Path) -> dict[str, Any]:
+    """Copy into ``net`` every weight of a ``supernet fit`` checkpoint whose name and shape match.
+
+    The checkpoint may hold another space: a one-arch space (a standalone model trained by
+    ``supernet fit``, e.g. the largest arch, as Once-for-All starts from a trained full network)
+    or a smaller or larger supernet. Weights with no counterpart, or another shape, keep their
+    fresh initialisation. The checkpoint's tokenizer must be the run's (``fit`` uses it).
+
+    Returns:
+        A report: tensors and parameters loaded, and the names left at their initialisation
+        (``not_in_checkpoint``), skipped for their shape (``shape_mismatch``, with both shapes)
+        or unused from the checkpoint (``unused``).
+
+    Raises:
+        ConfigError: unreadable checkpoint, or not one weight matched (wrong file).
+    """
+    source = {k[len("net."):]: v for k, v in _read_checkpoint(path)["state_dict"].items() if k.startswith("net.")}
+    target = net.state_dict()
+    loaded, mismatch, missing = {}, {}, []
+    for name, value in target.items():
+        if name not in source:
+            missing.append(name)
+        elif source[name].shape != value.shape:
+            mismatch[name] = {"checkpoint": list(source[name].shape), "net": list(value.shape)}
+        else:
+            loaded[name] = source[name]
+    if not loaded:
+        raise ConfigError(f"{path}: field 'init_from': no weight of this checkpoint matches the supernet by name and shape; "
+                          "give a `supernet fit` checkpoint of the same network family (same net: settings)")
+    net.load_state_dict(loaded, strict=False)
+    params = dict(net.named_parameters())
+    report = {
+        "checkpoint": str(path),
+        "loaded_tensors": len(loaded), "total_tensors": len(target),
+        "loaded_params": sum(v.numel() for k, v in loaded.items() if k in params),
+        "total_params": sum(p.numel() for p in params.values()),
+        "not_in_checkpoint": missing, "shape_mismatch": mismatch,
+        "unused": sorted(set(source) - set(target)),
+    }
+    print(f"init_from {path}: loaded {report['loaded_tensors']}/{report['total_tensors']} tensors "
+          f"({report['loaded_params']:,}/{report['total_params']:,} parameters); {len(missing)} not in the checkpoint, "
+          f"{len(mismatch)} with another shape, {len(report['unused'])} checkpoint tensors unused", flush=True)
+    return report
 
 
 class PeriodicCheckpoint(L.Callback):
@@ -197,8 +242,8 @@ def fit(cfg: FitConfig, resume: str | Path | None = None, callbacks: Iterable[L.
         torch.set_num_threads(cfg.trainer.num_threads)
     space = SearchSpace.from_yaml(cfg.space)
     tokenizer = None
-    if resume is not None:
-        tokenizer = CharTokenizer.from_dict(_read_checkpoint(resume)[CKPT_KEY]["tokenizer"])  # same token ids
+    if resume is not None or cfg.init_from:  # same token ids as the weights it loads
+        tokenizer = CharTokenizer.from_dict(_read_checkpoint(resume or cfg.init_from)[CKPT_KEY]["tokenizer"])
     dm = FitDataModule(cfg.data, cfg.bilevel.arch_fraction if cfg.bilevel_strategy else None, seed=cfg.seed,
                        tokenizer=tokenizer, progress=cfg.trainer.progress)
     dm.prepare_data()
@@ -235,6 +280,8 @@ def finish(cfg: FitConfig, run_dir: Path, space: SearchSpace, dm: FitDataModule,
         "dev": dev,
         "checkpoint": str(ckpt_path),
     }
+    if getattr(module, "init_report", None) is not None:
+        summary["init_from"] = module.init_report
     if module.strategy.bilevel:
         summary["derived"] = derive_all(cfg, space, module)
         atomic_write_json(run_dir / "alpha_history.json", module.alpha_history)

@@ -15,6 +15,7 @@ returns what to log. Randomness comes from (seed, step) only: ``step_rng`` for p
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any, Optional
 
 import torch
@@ -76,7 +77,7 @@ class PathStrategy(Strategy):
             self.phases = list(cfg.progressive.phases)
         else:
             num = s.num_random if cfg.strategy == "sandwich" else 1
-            self.phases = [PhaseConfig(cfg.strategy, ("all",), cfg.trainer.max_steps, None, num)]
+            self.phases = [PhaseConfig(cfg.strategy, ("all",), cfg.trainer.max_steps, num_random=num)]
         total = sum(p.steps for p in self.phases)
         ends, acc = [], 0
         for p in self.phases:
@@ -96,8 +97,9 @@ class PathStrategy(Strategy):
 
     def lr(self, progress: float) -> float:
         i, inner = self.phase_at(progress)
-        o = self.cfg.optim
-        return (self.phases[i].lr or o.lr) * o.lr_factor(inner)
+        phase, o = self.phases[i], self.cfg.optim
+        over = {k: v for k, v in (("schedule", phase.schedule), ("warmup", phase.warmup)) if v is not None}
+        return (phase.lr or o.lr) * (dataclasses.replace(o, **over) if over else o).lr_factor(inner)
 
     def describe(self, progress: float) -> dict[str, float]:
         return {"train/phase": float(self.phase_at(progress)[0])} if len(self.phases) > 1 else {}
