@@ -4,7 +4,8 @@
    corpus for at most ``--minutes`` of wall clock (the LR schedule follows the budget).
 2. Score the largest and the smallest paths on the dev sets with the weights they inherit.
 3. Train the same two archs from scratch, standalone, for the same wall-clock budget
-   (``--standalone-minutes``, default the supernet's) with the same optimiser, schedule shape,
+   (``--standalone-minutes``, default the supernet's; issue #9) or, with ``--same-steps``, for
+   the supernet's number of steps (issue #4) with the same optimiser, schedule shape,
    data order and augmentation: the same training code on a search space holding that one arch
    (so nothing but weight sharing differs), strategy ``spos``. A standalone run whose resolved
    config matches is reused (``--standalone-only`` trains just them, e.g. once for several
@@ -15,7 +16,7 @@
    fast an arch starts learning, not how good it becomes (DESIGN.md). Raise ``--minutes``
    until it flattens.
 
-    OMP_NUM_THREADS=2 .venv/bin/python bench/supernet_quality.py                   # <= 20 min + standalone runs
+    OMP_NUM_THREADS=2 .venv/bin/python bench/supernet_quality.py --same-steps      # issue #4: espeak, same steps
     OMP_NUM_THREADS=2 .venv/bin/python bench/supernet_quality.py --minutes 2       # checks the script runs
     OMP_NUM_THREADS=2 .venv/bin/python bench/supernet_quality.py --config configs/fit/sandwich.yaml
     OMP_NUM_THREADS=2 .venv/bin/python bench/supernet_quality.py --config configs/fit/progressive_fsdd.yaml \
@@ -46,8 +47,9 @@ def dev_curve(run_dir: Path) -> list[dict[str, float]]:
     return out
 
 
-def standalone_config(cfg: Any, arch: Any, tag: str, minutes: float, root: Path) -> Any:
-    """The FitConfig of ``arch`` trained alone for ``minutes``, in a folder named by its config hash."""
+def standalone_config(cfg: Any, arch: Any, tag: str, minutes: float | None, root: Path, steps: int | None = None) -> Any:
+    """The FitConfig of ``arch`` trained alone for ``minutes`` (or exactly ``steps``), in a folder
+    named by its config hash."""
     import hashlib
     import json
 
@@ -60,7 +62,10 @@ def standalone_config(cfg: Any, arch: Any, tag: str, minutes: float, root: Path)
     space = one_arch_space(arch, f"standalone-{tag}")
     over = to_dict(cfg)
     over.update(name=f"standalone_{tag}", strategy="spos", init_from=None)
-    over["trainer"].update(max_steps=100_000, max_minutes=minutes, val_every_steps=100)
+    if steps is None:
+        over["trainer"].update(max_steps=100_000, max_minutes=minutes, val_every_steps=100)
+    else:
+        over["trainer"].update(max_steps=steps, max_minutes=None, val_every_steps=max(1, steps // 8))
     key = json.dumps({"space": space, "cfg": {k: v for k, v in over.items() if k not in ("space", "out_dir", "progressive",
                                                                                          "sandwich", "name")}},
                      sort_keys=True, default=str)
@@ -75,16 +80,16 @@ def standalone_config(cfg: Any, arch: Any, tag: str, minutes: float, root: Path)
     return from_dict(FitConfig, over, where=f"standalone {tag}")
 
 
-def run_standalone(cfg: Any, arch: Any, tag: str, minutes: float, root: Path) -> dict[str, Any]:
+def run_standalone(cfg: Any, arch: Any, tag: str, minutes: float | None, root: Path, steps: int | None = None) -> dict[str, Any]:
     """Train (or reuse) the standalone run of ``arch``; its summary, dev curve and checkpoint."""
     import json
 
     from supernet.training.run import fit
 
-    scfg = standalone_config(cfg, arch, tag, minutes, root)
+    scfg = standalone_config(cfg, arch, tag, minutes, root, steps)
     d = Path(scfg.out_dir)
     if not (d / "summary.json").is_file():
-        print(f"standalone {tag}: training {minutes} min -> {d}", flush=True)
+        print(f"standalone {tag}: training {f'{steps} steps' if steps else f'{minutes} min'} -> {d}", flush=True)
         t1 = time.perf_counter()
         fit(scfg)
         (d / "wall_minutes.txt").write_text(f"{(time.perf_counter() - t1) / 60:.2f}\n")
@@ -103,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--minutes", type=float, default=20.0, help="wall-clock budget of the supernet training")
     p.add_argument("--standalone-minutes", type=float, default=None, help="budget of each standalone run (default --minutes)")
     p.add_argument("--standalone-only", action="store_true", help="train (or reuse) the two standalone runs and stop")
+    p.add_argument("--same-steps", action="store_true",
+                   help="standalone runs take the supernet's step count instead of its wall clock (issue #4's comparison)")
     p.add_argument("--warm-start", action="store_true",
                    help="initialise the supernet from the standalone largest run (trained first; its time is reported)")
     p.add_argument("--tag", default="", help="suffix of the result file and run folder (e.g. the variant)")
@@ -134,11 +141,13 @@ def main(argv: list[str] | None = None) -> int:
     cfg = from_dict(FitConfig, {**base, "out_dir": str(root / f"supernet{suffix}")}, where=args.config)
     space = SearchSpace.from_yaml(cfg.space)
     archs = {"largest": space.largest(), "smallest": space.smallest()}
-    alone = {tag: run_standalone(cfg, arch, tag, alone_minutes, root) for tag, arch in archs.items()}
+    alone = {} if args.same_steps else {tag: run_standalone(cfg, arch, tag, alone_minutes, root) for tag, arch in archs.items()}
     if args.standalone_only:
         for tag, a in alone.items():
             print(f"standalone {tag}: {a['steps']} steps, dev WER {100 * a['dev_wer']:.2f}%  ({a['dir']})")
         return 0
+    if args.warm_start and args.same_steps:
+        p.error("--warm-start needs the standalone largest first: drop --same-steps")
     if args.warm_start:
         cfg = from_dict(FitConfig, {**base, "out_dir": cfg.out_dir, "init_from": alone["largest"]["checkpoint"]},
                         where=args.config)
@@ -146,13 +155,16 @@ def main(argv: list[str] | None = None) -> int:
     sup = fit(cfg)
     minutes = (time.perf_counter() - t0) / 60
     steps = sup.summary["steps"]
+    if args.same_steps:
+        alone = {tag: run_standalone(cfg, arch, tag, None, root, steps=steps) for tag, arch in archs.items()}
     report: dict[str, Any] = {
         "config": args.config, "strategy": cfg.strategy, "budget_minutes": args.minutes,
         "warm_start": alone["largest"]["dir"] if args.warm_start else None,
         "warm_start_minutes": alone["largest"]["minutes"] if args.warm_start else 0.0,
         "supernet": {"steps": steps, "minutes": round(minutes, 2), "dev": sup.summary["dev"],
                      "init_report": sup.summary.get("init_from")},
-        "standalone_minutes": alone_minutes, "archs": {},
+        "standalone_budget": f"{steps} steps (the supernet's)" if args.same_steps else f"{alone_minutes} min",
+        "archs": {},
         "target_relative_gap": {"largest": 0.15, "smallest": 0.25},
     }
     for tag, arch in archs.items():

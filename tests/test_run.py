@@ -158,3 +158,25 @@ def test_target_the_space_cannot_serve_is_refused_up_front(monkeypatch):
     run, _ = load_run_config(TINY, ["targets=[mobile]"])  # shipped mobile: chunks 8/16; the tiny space has 4
     with pytest.raises(ConfigError, match=r"targets\[0\].*no \(chunk, look-ahead\)"):
         resolve_run(run, str(TINY))
+
+
+def test_a_failed_stage_is_marked_failed_with_its_error_and_resumes(tmp_path):
+    """An error (e.g. no feasible arch) marks the stage failed; an interruption leaves it running."""
+    from supernet.pipeline.ledger import Ledger
+
+    ledger = Ledger(tmp_path)
+    with pytest.raises(ValueError, match="no arch"):
+        with ledger.record("search_mobile", "h1", {}, ["search_mobile/selected.json"]):
+            raise ValueError("no arch meets latency_ms")
+    saved = json.loads((tmp_path / "stages.json").read_text())["stages"]["search_mobile"]
+    assert saved["status"] == "failed" and saved["error"] == "ValueError: no arch meets latency_ms"
+    d = Ledger(tmp_path).decide("search_mobile", "h1", ["search_mobile/selected.json"])
+    assert d.action == "resume" and "no arch meets latency_ms" in d.reason
+    with pytest.raises(KeyboardInterrupt):
+        with ledger.record("search_mobile", "h1", {}, []):
+            raise KeyboardInterrupt
+    saved = json.loads((tmp_path / "stages.json").read_text())["stages"]["search_mobile"]
+    assert saved["status"] == "running" and "error" not in saved and saved["attempts"] == 2
+    with ledger.record("search_mobile", "h1", {}, []):
+        pass
+    assert Ledger(tmp_path).stages["search_mobile"]["status"] == "done"

@@ -100,6 +100,11 @@ def test_resume_from_mid_run_checkpoint_ends_identical(make_cfg):
     s1, s2 = _net_state(full), _net_state(resumed)
     assert all(torch.equal(s1[k], s2[k]) for k in s1)  # weights and alpha
     assert full.module.alpha_history == resumed.module.alpha_history
+    # Resuming from a checkpoint of the final step (supernet.ckpt lost) finishes the run at once.
+    (full.run_dir / "supernet.ckpt").unlink()
+    again = fit(make_cfg("full", **over), resume=full.run_dir / "checkpoints" / "last.ckpt", logger=False)
+    assert again.module.batches_seen == 3 and (full.run_dir / "supernet.ckpt").is_file()
+    assert all(torch.equal(s1[k], v) for k, v in _net_state(again).items())
 
 
 def test_nonfinite_steps_are_skipped_and_too_many_stop_with_last_good_checkpoint(make_cfg, monkeypatch):

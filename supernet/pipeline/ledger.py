@@ -10,8 +10,9 @@ anything runs, so a changed setting changes the hash of its stage and of everyth
                         "outputs": ["fit/supernet.ckpt", ...], "attempts": 1}, ...}}
 
 A stage is *current* when its entry is ``done`` with the same hash and all its outputs exist; a
-rerun skips it. An entry ``running`` with the same hash is a stage that was interrupted: it
-resumes where it can (fit from its last checkpoint, search from its study DB). The file is
+rerun skips it. An entry ``running`` with the same hash is a stage that was interrupted (killed,
+Ctrl-C); an entry ``failed`` raised an error, kept in its ``error`` field. Either resumes where it
+can on the next run (fit from its last checkpoint, search from its study DB). The file is
 rewritten atomically after every change.
 """
 
@@ -104,14 +105,18 @@ class Ledger:
             if not missing:
                 return Decision("skip", "current")
             return Decision("run", f"output(s) missing: {', '.join(missing)}")
+        if entry.get("status") == "failed":
+            return Decision("resume", f"failed before: {entry.get('error', '?')}")
         return Decision("resume", "interrupted")
 
     @contextmanager
     def record(self, name: str, hash_: str, deps: dict[str, str], outputs: list[str]) -> Iterator[dict[str, Any]]:
         """Mark ``name`` running (saved at once), run the block, then mark it done with its times.
 
-        The yielded dict may receive extra fields (e.g. ``resumed``, ``note``). On an exception
-        the entry stays ``running`` with the time spent so far, so the next run resumes it.
+        The yielded dict may receive extra fields (e.g. ``resumed``, ``note``). On an error the
+        entry becomes ``failed`` with the message in ``error``; on an interruption (Ctrl-C, a
+        signal) it stays ``running``; either way it keeps the time spent so far, and the next run
+        resumes it.
         """
         prev = self.stages.get(name, {})
         same = prev.get("hash") == hash_
@@ -126,6 +131,10 @@ class Ledger:
         t0, c0 = time.monotonic(), cpu_seconds()
         try:
             yield entry
+        except Exception as e:
+            entry["status"] = "failed"
+            entry["error"] = f"{type(e).__name__}: {e}"
+            raise
         finally:
             entry["seconds"] = round(entry["seconds"] + time.monotonic() - t0, 2)
             entry["cpu_seconds"] = round(entry["cpu_seconds"] + cpu_seconds() - c0, 2)
@@ -133,6 +142,7 @@ class Ledger:
         entry["status"] = "done"
         entry["finished"] = _now()
         entry.pop("pid", None)
+        entry.pop("error", None)
         self.save()
 
     def forget(self, name: str) -> None:

@@ -158,7 +158,7 @@ def run_pipeline(r: ResolvedRun, raw: dict | None = None, only: Callable[[str], 
         only: run only stages for which this returns True (the others are left as they are).
 
     Raises:
-        StageError, ConfigError: a stage failed; its entry stays ``running`` so the next run resumes it.
+        StageError, ConfigError: a stage failed; its entry is ``failed`` (with the error) and the next run resumes it.
     """
     t_start = time.monotonic()
     stages = plan(r)

@@ -255,6 +255,11 @@ def fit(cfg: FitConfig, resume: str | Path | None = None, callbacks: Iterable[L.
     trainer.fit(module, datamodule=dm, ckpt_path=str(resume) if resume is not None else None)
     if not trainer.is_global_zero:
         return None
+    final = run_dir / "supernet.ckpt"
+    if resume is not None and not final.is_file():
+        # The resumed checkpoint was already at the end of the run: no step ran, so the Trainer
+        # wrote nothing, and that checkpoint is the final state.
+        _copy_atomic(Path(resume), final)
     return finish(cfg, run_dir, space, dm, module)
 
 
