@@ -67,7 +67,7 @@ def _main(args: argparse.Namespace) -> int:
     fitness = Fitness(objectives, target)
     storage, name = default_storage(cfg), study_name(cfg)
     db = StudyDB(storage, name, space, objectives)
-    evaluator = build_evaluator(cfg.evaluator)
+    evaluator = build_evaluator(cfg.evaluator, target)
     strategy = build_strategy(cfg, space, fitness)
     print(f"study {name} in {_redact(storage)}: {len(db.records())} archs so far; target {target.name} ({target.device}); "
           f"objectives {list(objectives)}; strategy {strategy.name}, seed {cfg.seed}", file=sys.stderr)  # fmt: skip

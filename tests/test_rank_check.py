@@ -231,5 +231,6 @@ def test_reference_key_ignores_the_supernets_batching_but_not_the_corpus():
 
     base = DataConfig(corpus="fsdd", batch_size=8)
     assert reference_data_key(base, "fp") == reference_data_key(dataclasses.replace(base, batch_size=16, num_buckets=4), "fp")
+    assert reference_data_key(base, "fp") == reference_data_key(dataclasses.replace(base, cache_dir="/elsewhere"), "fp")
     assert reference_data_key(base, "fp") != reference_data_key(dataclasses.replace(base, corpus="espeak"), "fp")
     assert reference_data_key(base, "fp") != reference_data_key(base, "other dev audio")

@@ -61,3 +61,27 @@ def test_search_cli_infeasible_target_and_bad_config(tmp_path, capsys):
 
     with pytest.raises(ConfigError, match="strategy 'annealing' is unknown"):
         _run("-c", str(bad), "--no-progress")
+
+
+def test_search_of_a_trained_supernet_measures_the_targets_costs(tmp_path, tiny_data_config):
+    """evaluator.kind supernet: WER with inherited weights, and the latency / RTF the target limits."""
+    import yaml
+
+    from supernet.config import from_dict, load_yaml, to_dict
+    from supernet.training.config import FitConfig
+    from supernet.training.run import fit
+
+    data = load_yaml(REPO / "configs/fit/tiny.yaml")
+    data.update(space=str(REPO / "configs/space/tiny.yaml"), data=to_dict(tiny_data_config), out_dir=str(tmp_path / "fit"),
+                trainer={**data.get("trainer", {}), "max_steps": 1, "val_every_steps": None})
+    ckpt = fit(from_dict(FitConfig, data), logger=False).checkpoint
+    cfg = tmp_path / "search.yaml"
+    cfg.write_text(yaml.safe_dump({"name": "trained", "space": str(REPO / "configs/space/tiny.yaml"), "target": "edge",
+                                   "strategy": "random", "n_trials": 2, "seed": 0, "out_dir": str(tmp_path / "search"),
+                                   "evaluator": {"kind": "supernet", "checkpoint": str(ckpt), "batch_size": 8}}))
+    assert _run("-c", str(cfg), "--no-progress", "--no-plots") in (0, 1)  # 1: nothing feasible, still recorded
+    study = optuna.load_study(study_name="trained-edge-random", storage=f"sqlite:///{tmp_path / 'search/trained-edge-random/study.db'}")
+    trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(trials) == 2
+    for t in trials:  # a trial's metrics are its user attributes
+        assert t.user_attrs["latency_ms"] > 0 and t.user_attrs["memory_mb"] >= 0 and t.user_attrs["params"] > 0

@@ -156,16 +156,18 @@ class RankCheckResult:
 
 
 # ---------------------------------------------------------------------------- pieces
-# DataConfig fields that only batch the supernet's own training; a reference batches with
-# reference.batch_size, so these must not invalidate (or be part of) a reference's key.
-_BATCHING_FIELDS = ("batch_size", "max_batch_seconds", "num_buckets", "num_workers")
+# DataConfig fields that do not change what a reference trains on: the supernet's own batching (a
+# reference batches with reference.batch_size) and where the corpus is cached (its content is
+# fixed by the corpus settings and the dev audio is hashed into the key).
+_NOT_IN_KEY = ("batch_size", "max_batch_seconds", "num_buckets", "num_workers", "cache_dir")
 
 
 def reference_data_key(data_cfg: Any, dev_fingerprint: str) -> dict[str, Any]:
-    """What identifies a reference's data: the corpus and dev sets, not the supernet's batching."""
+    """What identifies a reference's data: the corpus and dev sets, not the supernet's batching
+    or the cache's location."""
     from supernet.config import to_dict
 
-    data = {k: v for k, v in to_dict(data_cfg).items() if k not in _BATCHING_FIELDS}
+    data = {k: v for k, v in to_dict(data_cfg).items() if k not in _NOT_IN_KEY}
     return {"data": data, "dev": dev_fingerprint}
 
 
@@ -355,7 +357,7 @@ def rank_check(cfg: RankCheckConfig, net: Any, space: Any, tokenizer: Any, datam
     if shard is not None:
         mine = [a for j, a in enumerate(archs) if j % shard[1] == shard[0]]
         for i, arch in enumerate(mine, 1):
-            print(f"[shard {cfg.shard}: {i}/{len(mine)}] {arch.id} {arch.describe()}: training the reference",
+            print(f"[shard {cfg.shard}: {i}/{len(mine)}] {arch.id} {arch.describe()}: reference (trained unless a matching one is saved)",
                   file=sys.stderr, flush=True)
             ref = _reference(arch, net.config.net, vocab, datamodule.train_set, evaluator, cfg, out / "references",
                              data_key)
@@ -364,7 +366,7 @@ def rank_check(cfg: RankCheckConfig, net: Any, space: Any, tokenizer: Any, datam
         return RankCheckResult(out, {"shard": cfg.shard, "references": rows})
     for i, arch in enumerate(archs, 1):
         sup = evaluator.evaluate(arch)
-        print(f"[{i}/{len(archs)}] {arch.id} {arch.describe()}: supernet WER {sup.wer:.3f}; training the reference",
+        print(f"[{i}/{len(archs)}] {arch.id} {arch.describe()}: supernet WER {sup.wer:.3f}; reference (trained unless a matching one is saved)",
               file=sys.stderr, flush=True)
         ref = _reference(arch, net.config.net, vocab, datamodule.train_set, evaluator, cfg, out / "references", data_key)
         rows.append({"arch_id": arch.id, "describe": arch.describe(), "arch": arch.to_dict(), "params": sup["params"],

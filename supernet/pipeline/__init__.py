@@ -4,7 +4,6 @@
   :func:`resolve_run`, which builds and checks every stage's config before anything runs.
 - :mod:`~supernet.pipeline.ledger`: ``RUN/stages.json`` (hashes, status, times) and the
   skip / resume / rerun decision.
-- :mod:`~supernet.pipeline.costs`: measured costs of an arch for a target (the search's costs).
 - :mod:`~supernet.pipeline.stages`: each stage as a call of the stage's own library function.
 - :mod:`~supernet.pipeline.scoring`: test-set scores of the exported models (``RUN/eval/``).
 - :mod:`~supernet.pipeline.run`: :func:`plan` and :func:`run_pipeline`.

@@ -56,7 +56,7 @@ class StageSection:
 
 @dataclass
 class ProfileSection:
-    """How the costs of an arch are measured (see :mod:`supernet.pipeline.costs`).
+    """How the costs of an arch are measured (see :mod:`supernet.profiling.costs`).
 
     ``clock``: ``auto`` (the target's threads, capped at the cores; process CPU clock at one
     thread, wall clock above), ``wall``, or ``cpu`` (one thread, CPU clock, whatever the

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from supernet.pipeline.costs import capped_target, profile_metrics, threads_for, timing_clock
+from supernet.profiling.costs import capped_target, profile_metrics, threads_for, timing_clock
 from supernet.utils import atomic_write_json, provenance
 
 __all__ = ["score_test_sets", "evaluate_target", "evaluate_baseline"]

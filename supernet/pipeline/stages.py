@@ -111,12 +111,12 @@ def search_stage(r: Any, run_dir: Path, target_name: str, resume: bool = False) 
     """Search the trained supernet for one target into ``search/<target>/`` and select its arch.
 
     The evaluator scores dev WER with inherited weights on ``search.dev_utterances`` per dev
-    set and attaches costs measured on this machine (:class:`~supernet.pipeline.costs.MeasuredCosts`).
+    set and attaches costs measured on this machine (:class:`~supernet.profiling.costs.MeasuredCosts`).
     ``selected.json`` holds the arch :func:`~supernet.search.targets.select_for_target` picks.
     """
     from supernet.data.datamodule import SpeechDataModule
     from supernet.evaluation.evaluator import Evaluator
-    from supernet.pipeline.costs import MeasuredCosts
+    from supernet.profiling.costs import MeasuredCosts
     from supernet.search.config import build_strategy
     from supernet.search.evaluators import MetricsAdapter
     from supernet.search.loop import run_search

@@ -190,17 +190,23 @@ def default_storage(cfg: SearchConfig) -> str:
     return f"sqlite:///{path}"
 
 
-def build_evaluator(cfg: EvaluatorConfig) -> ArchEvaluator:
-    """The evaluator a config names (the supernet one is imported only when asked for)."""
+def build_evaluator(cfg: EvaluatorConfig, target: Any = None) -> ArchEvaluator:
+    """The evaluator a config names (the supernet one is imported only when asked for).
+
+    With ``target``, the supernet evaluator attaches the costs its limits and objectives name
+    (latency, RTF, chunk latency, memory, FLOPs), measured on this machine by profiling the
+    extracted subnet at the target's threads and reference length
+    (:class:`supernet.profiling.costs.MeasuredCosts`), as ``supernet run`` does.
+    """
     synthetic = SyntheticEvaluator(seed=cfg.seed, vocab_size=cfg.vocab_size, languages=tuple(cfg.languages), noise=cfg.noise)
     if cfg.kind == "synthetic":
         return synthetic
     if cfg.kind == "table":
         return TableEvaluator(cfg.table, fallback=synthetic if cfg.fallback_synthetic else None)
-    return MetricsAdapter(_supernet_evaluator(cfg))
+    return MetricsAdapter(_supernet_evaluator(cfg, target))
 
 
-def _supernet_evaluator(cfg: EvaluatorConfig) -> Any:
+def _supernet_evaluator(cfg: EvaluatorConfig, target: Any = None) -> Any:
     """``supernet.evaluate.Evaluator`` on the dev sets of the checkpoint's own corpus (as
     ``supernet evaluate CKPT`` builds it); results cached in ``cache`` when given."""
     if not Path(cfg.checkpoint).is_file():
@@ -212,7 +218,12 @@ def _supernet_evaluator(cfg: EvaluatorConfig) -> Any:
     net, _space, tokenizer, meta = load_supernet(cfg.checkpoint)
     dm = SpeechDataModule(meta["config"].data, tokenizer=tokenizer, progress=True)
     dm.setup("validate")
-    return Evaluator(net, dm.dev_sets, tokenizer, batch_size=cfg.batch_size, cache_path=cfg.cache)
+    costs = None
+    if target is not None:
+        from supernet.profiling.costs import MeasuredCosts
+
+        costs = MeasuredCosts(net, target)
+    return Evaluator(net, dm.dev_sets, tokenizer, batch_size=cfg.batch_size, cache_path=cfg.cache, costs=costs)
 
 
 def _make(name: str, cfg: SearchConfig, space: SearchSpace, fitness: Fitness, seed: int) -> Strategy:
