@@ -97,6 +97,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         archs = [space.sample(rng) for _ in range(args.sample)]
     for a in archs:
         net.check_arch(a)
+    if args.predictor_cv is not None and (args.predictor_cv < 2 or len(archs) < 2 * args.predictor_cv):
+        print(f"error: --predictor-cv {args.predictor_cv}: give at least 2 folds and twice as many archs as folds "
+              f"(got {len(archs)} archs); raise --sample or lower the folds", file=sys.stderr)
+        return 2
     dm = SpeechDataModule(meta["config"].data, tokenizer=tokenizer, progress=True)
     dm.setup("validate" if args.split == "dev" else "test")
     sets = dm.dev_sets if args.split == "dev" else dm.test_sets
@@ -110,6 +114,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         atomic_write_text(args.out, "\n".join(rows) + "\n")
         print(f"wrote {args.out}")
     print(f"{ev.forwards} evaluated, {ev.hits} from the cache", file=sys.stderr)
+    if args.predictor_cv:
+        from supernet.predictor import WERPredictor
+
+        cv = WERPredictor(space, seed=args.seed).cross_validate(archs, [m.wer for m in results], folds=args.predictor_cv,
+                                                                seed=args.seed)
+        print(f"WER predictor, {cv.folds}-fold cross-validation over {cv.n} archs: Kendall tau {cv.kendall_tau:+.3f} "
+              f"(per fold {cv.fold_tau_mean:+.3f} +- {cv.fold_tau_std:.3f}), Spearman {cv.spearman:+.3f}, MAE {cv.mae:.4f}")
     return 0
 
 
@@ -128,4 +139,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cache", help="JSON-lines result cache, reused across runs")
     p.add_argument("--out", help="write the results here (JSON lines)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--predictor-cv", type=int, metavar="FOLDS",
+                   help="also fit the WER predictor (supernet.predictor) on these results and print its FOLDS-fold "
+                        "cross-validated Kendall tau")
     p.set_defaults(func=_cmd_evaluate)

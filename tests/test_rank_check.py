@@ -203,6 +203,13 @@ def test_rank_check_end_to_end_writes_the_report(tmp_path, tiny_fit_yaml, capsys
     for row, r in zip(rows, report["archs"]):
         assert row["metrics"]["wer"] == pytest.approx(r["supernet"]["wer"])
         assert row["metrics"]["loss"] == pytest.approx(r["supernet"]["loss"], rel=1e-5)
+    # --predictor-cv: the WER predictor's cross-validated tau over the scored archs (a bad fold
+    # count is refused before anything is evaluated)
+    capsys.readouterr()
+    assert main(["evaluate", cfg["supernet"], "--sample", "6", "--batch-size", "3", "--predictor-cv", "4"]) == 2
+    assert "twice as many archs as folds" in capsys.readouterr().err
+    assert main(["evaluate", cfg["supernet"], "--sample", "6", "--batch-size", "3", "--predictor-cv", "3"]) == 0
+    assert "3-fold cross-validation over 6 archs: Kendall tau" in capsys.readouterr().out
 
 
 def test_rank_check_config_errors_name_the_field(tmp_path):
