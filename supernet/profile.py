@@ -218,6 +218,10 @@ def _main_lut(args: argparse.Namespace) -> int:
     if args.out is None or args.vocab_size is None:
         print("error: `supernet profile lut` needs --out lut.json and --vocab-size V", file=sys.stderr)
         return 2
+    if args.clock == "cpu" and args.threads != 1:
+        print(f"error: --clock cpu sums the CPU time of all threads, so it measures latency only with --threads 1 "
+              f"(got {args.threads}); use --clock wall for more threads", file=sys.stderr)
+        return 2
     from supernet.profiling.parts import load_space
 
     space = load_space(args.config)

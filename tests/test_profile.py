@@ -461,6 +461,10 @@ def test_profile_subnet_and_cli(tmp_path):
     (tmp_path / "bad.pt").write_text("not a subnet")
     assert main(["profile", str(tmp_path / "bad.pt")]) == 1
     assert main(["profile", "lut", "--out", str(tmp_path / "l.json")]) == 2  # no -c
+    # the CPU clock sums every thread's time: refused with more than one thread, before any timing
+    assert main(["profile", "lut", "-c", SPACE, "--vocab-size", "8", "--out", str(tmp_path / "l.json"),
+                 "--clock", "cpu", "--threads", "2"]) == 2
+    assert not (tmp_path / "l.json").exists()
     assert main(["profile", str(path), "-c", SPACE]) == 2
 
 

@@ -85,3 +85,10 @@ def test_search_of_a_trained_supernet_measures_the_targets_costs(tmp_path, tiny_
     assert len(trials) == 2
     for t in trials:  # a trial's metrics are its user attributes
         assert t.user_attrs["latency_ms"] > 0 and t.user_attrs["memory_mb"] >= 0 and t.user_attrs["params"] > 0
+    # params budgets (darts) count the heads with the supernet's vocabulary, not the synthetic default
+    from supernet.search.config import EvaluatorConfig, evaluator_vocab_size
+    from supernet.training.run import load_supernet
+
+    vocab = load_supernet(ckpt)[2].vocab_size
+    assert evaluator_vocab_size(EvaluatorConfig(kind="supernet", checkpoint=str(ckpt))) == vocab
+    assert evaluator_vocab_size(EvaluatorConfig(kind="synthetic", vocab_size=32)) == 32

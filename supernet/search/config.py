@@ -29,7 +29,8 @@ from supernet.search.strategies import (STRATEGIES, Budget, DartsDerived, Params
 from supernet.search.targets import Target, load_target
 from supernet.space import SearchSpace
 
-__all__ = ["EvaluatorConfig", "SearchConfig", "build_evaluator", "build_strategy", "study_name", "default_storage"]
+__all__ = ["EvaluatorConfig", "SearchConfig", "build_evaluator", "build_strategy", "study_name", "default_storage",
+           "evaluator_vocab_size"]
 
 
 @dataclass
@@ -249,6 +250,16 @@ def _make(name: str, cfg: SearchConfig, space: SearchSpace, fitness: Fitness, se
     raise ConfigError(f"strategy {name!r} is unknown; available: {', '.join(sorted(STRATEGIES))}")
 
 
+def evaluator_vocab_size(cfg: EvaluatorConfig) -> int:
+    """The vocabulary the evaluated archs' heads have: the trained supernet's for kind ``supernet``
+    (its checkpoint's tokenizer), else ``vocab_size`` (the synthetic evaluator's)."""
+    if cfg.kind == "supernet" and cfg.checkpoint and Path(cfg.checkpoint).is_file():
+        from supernet.training.run import load_supernet
+
+        return load_supernet(cfg.checkpoint)[2].vocab_size
+    return cfg.vocab_size
+
+
 def _darts(cfg: SearchConfig, space: SearchSpace, fitness: Fitness, seed: int) -> Strategy:
     if not cfg.darts.alphas:
         raise ConfigError("strategy darts needs darts.alphas: a JSON of softmax(alpha) per decision (SpeechSupernet.alpha_distributions())")
@@ -256,7 +267,7 @@ def _darts(cfg: SearchConfig, space: SearchSpace, fitness: Fitness, seed: int) -
     target = fitness.target
     if target is not None and target.limits.params is not None:
         budgets.append(Budget("params", target.limits.params))
-        costs["params"] = ParamsCost(space, cfg.evaluator.vocab_size)
+        costs["params"] = ParamsCost(space, evaluator_vocab_size(cfg.evaluator))
     if target is not None and target.limits.latency_ms is not None and cfg.darts.latency_lut:
         from supernet.profile import LatencyLUT
         from supernet.search.strategies.darts import LUTCost
