@@ -117,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run-dir", default=str(REPO / "runs/bench/supernet_quality"))
     p.add_argument("--out", default=None, help="result JSON (default bench/results/supernet_quality[_TAG].json)")
     args = p.parse_args(argv)
+    if args.warm_start and args.same_steps:
+        p.error("--warm-start needs the standalone largest first: drop --same-steps")
 
     import torch
 
@@ -146,8 +148,6 @@ def main(argv: list[str] | None = None) -> int:
         for tag, a in alone.items():
             print(f"standalone {tag}: {a['steps']} steps, dev WER {100 * a['dev_wer']:.2f}%  ({a['dir']})")
         return 0
-    if args.warm_start and args.same_steps:
-        p.error("--warm-start needs the standalone largest first: drop --same-steps")
     if args.warm_start:
         cfg = from_dict(FitConfig, {**base, "out_dir": cfg.out_dir, "init_from": alone["largest"]["checkpoint"]},
                         where=args.config)

@@ -343,7 +343,8 @@ def one_arch_space(arch: Any, name: str) -> dict:
 
     ``supernet fit`` on it trains that one arch standalone (strategy ``spos``), with the same
     module names as in a supernet holding it (and the same shapes when ``arch`` is that
-    supernet's largest), so its checkpoint can warm-start the supernet (``init_from``). Every layer must use the same block fields (e.g. all Conformer).
+    supernet's largest), so its checkpoint can warm-start the supernet (``init_from``). Every
+    layer must use the same block fields (e.g. all Conformer).
     """
     from supernet.space import BLOCK_FIELDS
 

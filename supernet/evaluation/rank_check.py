@@ -358,7 +358,7 @@ def rank_check(cfg: RankCheckConfig, net: Any, space: Any, tokenizer: Any, datam
     if shard is not None:
         mine = [a for j, a in enumerate(archs) if j % shard[1] == shard[0]]
         for i, arch in enumerate(mine, 1):
-            print(f"[shard {cfg.shard}: {i}/{len(mine)}] {arch.id} {arch.describe()}: reference (trained unless a matching one is saved)",
+            print(f"[shard {cfg.shard}: {i}/{len(mine)}] {arch.id} {arch.describe()}: reference",
                   file=sys.stderr, flush=True)
             ref = _reference(arch, net.config.net, vocab, datamodule.train_set, evaluator, cfg, out / "references",
                              data_key)
@@ -367,7 +367,7 @@ def rank_check(cfg: RankCheckConfig, net: Any, space: Any, tokenizer: Any, datam
         return RankCheckResult(out, {"shard": cfg.shard, "references": rows})
     for i, arch in enumerate(archs, 1):
         sup = evaluator.evaluate(arch)
-        print(f"[{i}/{len(archs)}] {arch.id} {arch.describe()}: supernet WER {sup.wer:.3f}; reference (trained unless a matching one is saved)",
+        print(f"[{i}/{len(archs)}] {arch.id} {arch.describe()}: supernet WER {sup.wer:.3f}; reference",
               file=sys.stderr, flush=True)
         ref = _reference(arch, net.config.net, vocab, datamodule.train_set, evaluator, cfg, out / "references", data_key)
         rows.append({"arch_id": arch.id, "describe": arch.describe(), "arch": arch.to_dict(), "params": sup["params"],
