@@ -14,8 +14,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SKIP = {"run_all.py", "common.py"}
-# Hours long (K standalone references to convergence): run only when named.
-ONLY_WHEN_NAMED = {"rank_check.py"}
+# Hours long (K standalone references to convergence; the headline's whole run): run only when named.
+ONLY_WHEN_NAMED = {"rank_check.py", "headline.py"}
 
 
 def main(argv: list[str]) -> int:

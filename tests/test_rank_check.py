@@ -109,6 +109,15 @@ def test_train_subnet_early_stops_records_a_curve_and_keeps_the_best_weights():
     assert stalled.stopped == "patience" and not stalled.converged
 
 
+def test_train_subnet_stop_at_ends_the_run_at_the_first_evaluation_that_reaches_it():
+    arch, model, items = _tiny_subnet_and_items()
+    scores = iter([1.0, 0.9, 0.45, 0.3, 0.2])
+    cfg = TrainConfig(max_steps=50, eval_every=2, patience=10, batch_size=3, monitor="wer", stop_at=0.5)
+    res = train_subnet(model, items, cfg, lambda m: {"loss": 1.0, "wer": next(scores), "cer": 0.0})
+    assert res.stopped == "reached" and res.final_step == 4
+    assert [p["wer"] for p in res.curve] == [1.0, 0.9, 0.45]
+
+
 def test_train_subnet_newbob_decays_the_learning_rate_from_the_best_weights():
     from supernet.baseline.config import OptimConfig
 

@@ -69,6 +69,8 @@ class TrainConfig:
         max_decays: decays before early stopping applies.
         min_delta: an improvement must exceed this.
         monitor: "loss" (dev loss) or "wer" (dev WER).
+        stop_at: stop as soon as an evaluation's ``monitor`` is at or below this (``stopped =
+            "reached"``): time-to-quality measurements (bench/headline.py). None: off.
         batch_size: training utterances per batch.
         train_fraction: share of the training set used (a seeded subset).
         optim: AdamW settings; the schedule's progress is max(step / max_steps, elapsed /
@@ -87,6 +89,7 @@ class TrainConfig:
     max_decays: int = 3
     min_delta: float = 0.0
     monitor: Literal["loss", "wer"] = "loss"
+    stop_at: float | None = None
     batch_size: int = 16
     train_fraction: float = 1.0
     optim: OptimConfig = field(default_factory=_constant_optim)
@@ -122,7 +125,8 @@ class TrainResult:
             (``train_loss``: mean since the previous point; step 0 is the starting model).
         best_step: step of the best ``monitor`` value; the model holds those weights on return.
         final_step: steps taken.
-        stopped: "patience" (the early-stopping rule ended it), "max_steps" or "max_minutes".
+        stopped: "patience" (the early-stopping rule ended it), "reached" (``stop_at``), "max_steps"
+            or "max_minutes".
         best: the dev metrics at ``best_step``.
         seconds: training wall time (evaluations included).
         skipped_steps: steps skipped because the loss or gradient was not finite.
@@ -262,6 +266,8 @@ def train_subnet(model: nn.Module, train_set: Any, cfg: TrainConfig, evaluate: C
                         decays, bad = decays + 1, 0
                     elif bad >= cfg.patience:
                         stopped = "patience"
+                    if cfg.stop_at is not None and point[cfg.monitor] <= cfg.stop_at:
+                        stopped = "reached"
                 if not stopped and step >= cfg.max_steps:
                     stopped = "max_steps"
                 if not stopped and over_time:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from supernet.baseline.augment import AugmentConfig
 from supernet.baseline.config import OptimConfig
 from supernet.data.datamodule import DataConfig
 from supernet.data.features import SpecAugmentConfig
@@ -271,6 +272,9 @@ class FitConfig:
             and stored in ``summary.json`` (``init_from``). Its tokenizer is used.
         net: fixed network hyper-parameters (:class:`~supernet.nn.config.NetConfig`).
         specaugment: feature masking while training (null: off).
+        augment: waveform augmentation while training (speed, gain, noise; the baseline's
+            :class:`~supernet.baseline.augment.AugmentConfig`; default off). Every path of a step
+            sees the same perturbed batch; bilevel strategies perturb the weight split only.
         optim: weight optimiser and schedule (the baseline's :class:`OptimConfig`).
         data: corpus and batching.
         trainer: budget and loop.
@@ -290,6 +294,7 @@ class FitConfig:
     init_from: str | None = None
     net: NetConfig = field(default_factory=NetConfig)
     specaugment: SpecAugmentConfig | None = field(default_factory=SpecAugmentConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
     trainer: FitTrainerConfig = field(default_factory=FitTrainerConfig)

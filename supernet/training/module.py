@@ -33,6 +33,7 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from supernet.baseline.augment import WaveAugment
 from supernet.config import to_dict
 from supernet.data.features import SpecAugment
 from supernet.data.tokenizer import CharTokenizer
@@ -108,6 +109,18 @@ class SupernetModule(L.LightningModule):
         spec_augment = SpecAugment(self.cfg.specaugment)
         seed = self.seed_for(step, "specaugment")
         return lambda feats, lengths: spec_augment(feats, lengths, generator=torch.Generator().manual_seed(seed))
+
+    def wave_augment(self, batch: dict, step: int) -> dict:
+        """``batch`` with this step's waveform augmentation (``cfg.augment``) applied to its
+        training audio; the same batch when augmentation is off. Seeded by (seed, step)."""
+        if not self.cfg.augment.active:
+            return batch
+        if "train" in batch:  # bilevel: the alpha split stays clean
+            return {**batch, "train": self.wave_augment(batch["train"], step)}
+        with torch.no_grad():  # built per step, like SpecAugment: a torch.Generator does not pickle into DDP workers
+            audio, lengths = WaveAugment(self.cfg.augment)(batch["audio"], batch["audio_lengths"],
+                                                            generator=self.generator(step, "wave"))
+        return {**batch, "audio": audio, "audio_lengths": lengths}
 
     def elapsed(self) -> float:
         return self.elapsed_before + (time.monotonic() - self._t0 if self._t0 is not None else 0.0)
@@ -206,7 +219,7 @@ class SupernetModule(L.LightningModule):
         for group in opt.optimizer.param_groups if hasattr(opt, "optimizer") else opt.param_groups:
             group["lr"] = self.current_lr
         self._bad_step = False
-        logs = self.strategy.step(self, batch, step)
+        logs = self.strategy.step(self, self.wave_augment(batch, step), step)
         self.batches_seen += 1
         self._after_step(step)
         bs = batch_size(batch["train"] if "train" in batch else batch)
