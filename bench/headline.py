@@ -22,7 +22,8 @@ Export and test-set scoring are not counted as "specialising" (both sides would 
 The standalone runs are cached under ``RUN/standalone/`` keyed by arch, threshold and settings.
 
 Usage: .venv/bin/python bench/headline.py [--config configs/run/headline_fsdd.yaml] [--cap-minutes 8] [KEY=VALUE ...]
-Writes bench/results/headline.json and bench/results/headline_standalone.png.
+Writes bench/results/headline.json and, beside it, headline_standalone.png (standalone learning
+curves against the thresholds).
 """
 
 from __future__ import annotations
@@ -189,7 +190,8 @@ def main(argv: list[str]) -> int:
                "run_wall_hours": round(sum(s.get("seconds") or 0.0 for s in stages.values()) / 3600, 3),
                "standalone_cpu_note": "the standalone runs' CPU is in standalone[*].contention",
                "per_stage": {k: {"seconds": v.get("seconds"), "cpu_seconds": v.get("cpu_seconds")} for k, v in stages.items()}}
-    _plot(standalone, RESULTS / "headline_standalone.png")
+    result = Path(args.result)
+    _plot(standalone, result.with_name(result.stem + "_standalone.png"))
     payload = {"setting": {"config": args.config, "overrides": args.overrides, "run_dir": str(run_dir), "threads": threads,
                            "targets": list(r.targets), "baseline_train_seconds": base.get("train_seconds"),
                            "baseline": base.get("name"), "baseline_params": base.get("params"),
@@ -197,7 +199,7 @@ def main(argv: list[str]) -> int:
                "targets": {"wer_ratio_at_most": WER_RATIO_TARGET, "cost_ratio_at_most": COST_RATIO_TARGET},
                "mobile_vs_baseline": headline_wer, "per_target": per_target, "cost": cost, "compute": compute,
                "standalone": standalone}
-    out = write_result("headline", payload, config=raw, seed=r.run.seed, path=args.result)
+    out = write_result("headline", payload, config=raw, seed=r.run.seed, path=result)
     print(f"\nheadline ({run_dir}, {threads} threads):")
     for t, p in per_target.items():
         print(f"  {t:7s} {p['selected']}\n          test WER {p['test_wer']:.4f} vs baseline {p['baseline_test_wer']:.4f} "
