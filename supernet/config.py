@@ -154,7 +154,32 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
+# Field metadata of an option added after caches were keyed: at its default it is left out of
+# config_hash, so that turning nothing on keeps every existing key (e.g. rank-check references
+# that took GPU hours). Use: field(default=..., metadata=NEW_OPTION).
+NEW_OPTION = {"hash_omit_default": True}
+
+
+def _default(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+
+def hash_view(obj: Any) -> Any:
+    """:func:`to_dict` of ``obj`` without the :data:`NEW_OPTION` fields that hold their default."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: hash_view(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                if not (f.metadata.get("hash_omit_default") and to_dict(getattr(obj, f.name)) == to_dict(_default(f)))}
+    if isinstance(obj, (list, tuple)):
+        return [hash_view(v) for v in obj]
+    if isinstance(obj, dict):
+        return {str(k): hash_view(v) for k, v in obj.items()}
+    return to_dict(obj)
+
+
 def config_hash(obj: Any) -> str:
-    """Stable short hash of a config (dataclass or dict): keys caches and stage outputs."""
-    blob = json.dumps(to_dict(obj), sort_keys=True, default=str).encode()
+    """Stable short hash of a config (dataclass or dict): keys caches and stage outputs.
+
+    Options marked :data:`NEW_OPTION` are left out while they hold their default.
+    """
+    blob = json.dumps(hash_view(obj), sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]

@@ -84,3 +84,24 @@ def test_specaugment_respects_lengths_and_generator():
     assert (out1 == 0).sum() > (feats == 0).sum()  # something was masked
     assert torch.equal(out1[~valid], feats[~valid])  # padding untouched (still 0)
     assert torch.equal(sa.eval()(feats, flen), feats)  # identity in eval mode
+
+
+def test_specaugment_frequency_warp_moves_bins_and_keeps_the_unwarped_draws():
+    feats = torch.arange(8, dtype=torch.float32).repeat(2, 3, 1) + 1.0  # (B=2, T=3, F=8), bin f holds f + 1
+    flen = torch.tensor([3, 3])
+    no_mask = dict(freq_masks=0, time_masks=0)
+    warp = SpecAugment(SpecAugmentConfig(warp=(2.0, 2.0), **no_mask)).train()
+    out = warp(feats, flen, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(out[0, 0], torch.tensor([1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5]))  # bin f reads bin f / 2
+    shrink = SpecAugment(SpecAugmentConfig(warp=(0.5, 0.5), **no_mask)).train()
+    assert torch.allclose(shrink(feats, flen)[1, 2], torch.tensor([1.0, 3.0, 5.0, 7.0, 8.0, 8.0, 8.0, 8.0]))  # clamped at the top
+    # with a warp the masks are the ones drawn without it (the warp draws after them)
+    feats = torch.rand(2, 30, 8) + 1.0
+    flen = torch.tensor([30, 20])
+    plain = SpecAugment(SpecAugmentConfig(freq_width=3, time_width=5)).train()
+    warped = SpecAugment(SpecAugmentConfig(freq_width=3, time_width=5, warp=(0.9, 1.1))).train()
+    a = plain(feats, flen, generator=torch.Generator().manual_seed(1))
+    b = warped(feats, flen, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(a == 0, b == 0) and not torch.equal(a, b)
+    with pytest.raises(ValueError, match="warp"):
+        SpecAugmentConfig(warp=(1.2, 0.9))

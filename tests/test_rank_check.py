@@ -250,3 +250,19 @@ def test_reference_key_ignores_the_supernets_batching_but_not_the_corpus():
     assert reference_data_key(base, "fp") == reference_data_key(dataclasses.replace(base, cache_dir="/elsewhere"), "fp")
     assert reference_data_key(base, "fp") != reference_data_key(dataclasses.replace(base, corpus="espeak"), "fp")
     assert reference_data_key(base, "fp") != reference_data_key(base, "other dev audio")
+
+
+def test_new_options_at_their_default_keep_existing_cache_keys():
+    """Options added after the rank-check references were keyed (TrainConfig.stop_at,
+    SpecAugmentConfig.warp) leave config_hash unchanged while off, and change it when set."""
+    from supernet.config import config_hash, to_dict
+    from supernet.data.features import SpecAugmentConfig
+
+    cfg = TrainConfig(specaugment=SpecAugmentConfig())
+    old = to_dict(cfg)
+    old.pop("stop_at")
+    old["specaugment"].pop("warp")
+    assert config_hash({"reference": cfg}) == config_hash({"reference": old})
+    assert config_hash(TrainConfig(stop_at=0.5)) != config_hash(TrainConfig())
+    assert config_hash(SpecAugmentConfig(warp=(0.9, 1.1))) != config_hash(SpecAugmentConfig())
+    assert "stop_at" in to_dict(cfg)  # written configs stay complete

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import math
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
 import torchaudio
 from torch import nn
+
+from supernet.config import NEW_OPTION
 
 __all__ = ["FeatureConfig", "SpecAugmentConfig", "FeatureExtractor", "SpecAugment", "num_frames", "lengths_to_mask"]
 
@@ -181,6 +183,10 @@ class SpecAugmentConfig:
         time_masks: number of time masks.
         time_width: maximum width of a time mask, in frames.
         max_time_ratio: a time mask covers at most this fraction of the utterance's own length.
+        warp: (low, high) range of a per-utterance frequency-warp factor (vocal tract length
+            perturbation, Jaitly & Hinton 2013, applied to the feature bins): bin f of the output
+            reads bin f / alpha of the input (linear interpolation, clamped at the top bin), so
+            alpha > 1 moves formants up, as a shorter vocal tract does. (1, 1): off.
     """
 
     freq_masks: int = 2
@@ -188,6 +194,12 @@ class SpecAugmentConfig:
     time_masks: int = 2
     time_width: int = 20
     max_time_ratio: float = 0.2
+    warp: tuple[float, float] = field(default=(1.0, 1.0), metadata=NEW_OPTION)
+
+    def __post_init__(self) -> None:
+        lo, hi = self.warp
+        if not 0.5 <= lo <= hi <= 2.0:
+            raise ValueError(f"warp must be (low, high) with 0.5 <= low <= high <= 2.0, got {tuple(self.warp)}")
 
 
 class SpecAugment(nn.Module):
@@ -237,4 +249,13 @@ class SpecAugment(nn.Module):
             t = torch.arange(T)[None, None, :]
             span = ((t >= start[..., None]) & (t < (start + w)[..., None])).any(1)  # (B, T)
             mask |= span[:, :, None]
+        lo, hi = c.warp
+        if (lo, hi) != (1.0, 1.0):  # drawn after the masks: configs without a warp draw what they always drew
+            alpha = lo + (hi - lo) * torch.rand(B, generator=g)
+            src = (torch.arange(F, dtype=torch.float32)[None, :] / alpha[:, None]).clamp(0, F - 1)  # (B, F)
+            i0 = src.floor().long()
+            i1 = (i0 + 1).clamp(max=F - 1)
+            frac = (src - i0).to(feats)[:, None, :]
+            i0, i1 = (i[:, None, :].expand(B, T, F).to(feats.device) for i in (i0, i1))
+            feats = feats.gather(2, i0) * (1 - frac) + feats.gather(2, i1) * frac
         return feats.masked_fill(mask.to(feats.device), 0.0)

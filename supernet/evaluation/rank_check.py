@@ -184,7 +184,7 @@ def _reference(arch: Any, net_cfg: Any, vocab_size: int, train_set: Any, evaluat
     from supernet.subnet import SubnetModel
     from supernet.utils import atomic_write_json
 
-    key = config_hash({"reference": to_dict(cfg.reference), "seed": cfg.seed, "net": dataclasses.asdict(net_cfg),
+    key = config_hash({"reference": cfg.reference, "seed": cfg.seed, "net": dataclasses.asdict(net_cfg),
                        "vocab": vocab_size, "arch": arch.to_dict(), **data_key})
     path = ref_dir / f"{arch.id}.json"
     if path.is_file():

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from supernet.baseline.config import OptimConfig
+from supernet.config import NEW_OPTION
 from supernet.data.datamodule import LengthBucketSampler, collate
 from supernet.data.features import SpecAugment, SpecAugmentConfig
 
@@ -89,7 +90,7 @@ class TrainConfig:
     max_decays: int = 3
     min_delta: float = 0.0
     monitor: Literal["loss", "wer"] = "loss"
-    stop_at: float | None = None
+    stop_at: float | None = field(default=None, metadata=NEW_OPTION)
     batch_size: int = 16
     train_fraction: float = 1.0
     optim: OptimConfig = field(default_factory=_constant_optim)
