@@ -126,6 +126,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--out", help="run directory (default: the config's out_dir)")
     ap.add_argument("--cap-minutes", type=float, default=8.0, help="cap of each standalone time-to-WER run")
     ap.add_argument("--result", default=str(RESULTS / "headline.json"))
+    ap.add_argument("--stages", help="run only these stages of the run (comma-separated, e.g. baseline,eval/baseline to "
+                                     "redo the baseline); the others are read as they are")
     ap.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="run config overrides, as `supernet run` takes them")
     args = ap.parse_args(argv)
     if args.cap_minutes <= 0:
@@ -140,7 +142,7 @@ def main(argv: list[str]) -> int:
     check_inputs(r)
     threads = pin_threads(r.run.threads)
     try:
-        run_pipeline(r, raw)
+        run_pipeline(r, raw, only=(lambda name: name in set(args.stages.split(","))) if args.stages else None)
     except StageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -151,6 +151,26 @@ def test_unknown_target_message_names_file_field_and_fix(monkeypatch):
     assert str(TINY) in msg and "targets[0]" in msg and "unknown target 'laptop'" in msg and "mobile" in msg
 
 
+def test_stage_hashes_ignore_options_added_later_while_off(monkeypatch):
+    """Upgrading must not rerun a finished run: a new option at its default (fit.augment,
+    specaugment.warp, train.stop_at) is left out of the stage hashes, and changes them when set."""
+    from supernet.config import hash_view
+    from supernet.pipeline.config import load_run_config, resolve_run, stage_configs
+    from supernet.pipeline.run import plan
+
+    monkeypatch.chdir(REPO)
+    run, _ = load_run_config(TINY, [])
+    r = resolve_run(run, str(TINY))
+    full = stage_configs(r)
+    assert "augment" in full["fit"] and "stop_at" in full["finetune"]["train"]  # run.yaml stays complete
+    hashed = {s.name: s.hash for s in plan(r)}
+    run2, _ = load_run_config(TINY, ["fit.set.augment={speed: [0.9, 1.1], speed_prob: 1.0}"])
+    hashed2 = {s.name: s.hash for s in plan(resolve_run(run2, str(TINY)))}
+    assert hashed2["fit"] != hashed["fit"] and hashed2["baseline"] == hashed["baseline"]
+    view = stage_configs(r, hash_view)
+    assert "augment" not in view["fit"] and "stop_at" not in view["finetune"]["train"]
+
+
 def test_target_the_space_cannot_serve_is_refused_up_front(monkeypatch):
     from supernet.pipeline.config import load_run_config, resolve_run
 

@@ -338,7 +338,12 @@ def resolve_run(run: RunConfig, where: str) -> ResolvedRun:
                        finetune=finetune, export=export, targets=targets, spaces=spaces)
 
 
-def stage_configs(r: ResolvedRun) -> dict[str, Any]:
-    """The resolved config of every stage as plain dicts (what the stage hashes cover)."""
-    return {"data": to_dict(r.data), "baseline": to_dict(r.baseline), "fit": to_dict(r.fit), "search": to_dict(r.search),
-            "finetune": to_dict(r.finetune), "export": to_dict(r.export), "targets": {k: to_dict(t) for k, t in r.targets.items()}}
+def stage_configs(r: ResolvedRun, view: Any = to_dict) -> dict[str, Any]:
+    """The resolved config of every stage as plain dicts.
+
+    ``view``: :func:`~supernet.config.to_dict` (every field: run.yaml) or
+    :func:`~supernet.config.hash_view` (what the stage hashes cover: options added later are
+    left out while at their default, so upgrading does not rerun a finished run).
+    """
+    return {"data": view(r.data), "baseline": view(r.baseline), "fit": view(r.fit), "search": view(r.search),
+            "finetune": view(r.finetune), "export": view(r.export), "targets": {k: view(t) for k, t in r.targets.items()}}

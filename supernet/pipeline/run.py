@@ -38,7 +38,7 @@ from typing import Any, Callable
 
 import yaml
 
-from supernet.config import ConfigError, to_dict
+from supernet.config import ConfigError, hash_view, to_dict
 from supernet.pipeline import stages as S
 from supernet.pipeline.config import ResolvedRun, stage_configs
 from supernet.pipeline.ledger import Ledger, stage_hash
@@ -80,7 +80,7 @@ def _say(msg: str) -> None:
 def plan(r: ResolvedRun) -> list[Stage]:
     """The stages of ``r`` in order, with their hashes (computed from configs; nothing runs)."""
     run_dir = r.out
-    cfgs = stage_configs(r)
+    cfgs = stage_configs(r, hash_view)
     out: list[Stage] = []
 
     def add(name: str, config: Any, deps: list[str], outputs: list[str], call: Callable[[bool], Any], resumable: bool = False) -> Stage:

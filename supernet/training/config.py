@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from supernet.baseline.augment import AugmentConfig
 from supernet.baseline.config import OptimConfig
+from supernet.config import NEW_OPTION
 from supernet.data.datamodule import DataConfig
 from supernet.data.features import SpecAugmentConfig
 from supernet.nn.config import NetConfig
@@ -294,7 +295,7 @@ class FitConfig:
     init_from: str | None = None
     net: NetConfig = field(default_factory=NetConfig)
     specaugment: SpecAugmentConfig | None = field(default_factory=SpecAugmentConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig, metadata=NEW_OPTION)
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
     trainer: FitTrainerConfig = field(default_factory=FitTrainerConfig)
