@@ -86,7 +86,8 @@ def supernet_setting(checkpoint: Path, dev_utterances: int, params_limit: int):
 
 def run_one(name: str, seed: int, space, target, evaluator, n_trials: int, threshold: float | None) -> dict:
     strategy_name, _, extra = name.partition("+")
-    cfg = SearchConfig(space="configs/space/default.yaml", target="edge", strategy=strategy_name, seed=seed)
+    # Only the strategy settings of the config matter here: the space, target and evaluator are passed in.
+    cfg = SearchConfig(strategy=strategy_name, seed=seed)
     cfg.prescreen.enabled = extra == "prescreen"
     fitness = Fitness(("wer",), target)
     db = StudyDB(None, f"{name}-{seed}", space, ("wer",))
