@@ -87,6 +87,15 @@ def test_same_seed_gives_identical_alpha_and_losses(make_cfg):
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert (a.run_dir / "alpha.png").is_file() and (a.run_dir / "alpha_history.json").is_file()
     assert a.summary["derived"]["argmax"]["arch"] == b.summary["derived"]["argmax"]["arch"]
+    # alphas.json is what the darts search strategy reads: the final softmax(alpha), per decision
+    from supernet.search.strategies.darts import load_alphas
+
+    final = load_alphas(str(a.run_dir / "alphas.json"))
+    want = a.module.net.alpha_distributions()
+    assert final.keys() == want.keys() and final
+    for d, probs in want.items():
+        assert final[d] == pytest.approx({str(v): p for v, p in probs.items()})
+        assert sum(final[d].values()) == pytest.approx(1.0)
 
 
 def test_waveform_augmentation_is_seeded_and_changes_training(make_cfg):

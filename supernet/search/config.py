@@ -105,8 +105,9 @@ class NSGA2Config:
 
 @dataclass
 class DartsConfig:
-    """``alphas``: JSON ``{decision: {value: probability}}`` (``SpeechSupernet.alpha_distributions()``).
-    Budgets come from the target's params limit (exact counts) and, with ``latency_lut``, latency."""
+    """``alphas``: JSON ``{decision: {value: probability}}``: a darts/gdas fit's ``alphas.json``
+    (``SpeechSupernet.alpha_distributions()``). Budgets come from the target's params limit (exact
+    counts) and, with a latency table (``latency_lut``, else the target's ``latency_lut``), latency."""
 
     alphas: str | None = None
     temperature: float = 1.0
@@ -268,11 +269,12 @@ def _darts(cfg: SearchConfig, space: SearchSpace, fitness: Fitness, seed: int) -
     if target is not None and target.limits.params is not None:
         budgets.append(Budget("params", target.limits.params))
         costs["params"] = ParamsCost(space, evaluator_vocab_size(cfg.evaluator))
-    if target is not None and target.limits.latency_ms is not None and cfg.darts.latency_lut:
+    lut_path = cfg.darts.latency_lut or (target.latency_lut if target is not None else None)
+    if target is not None and target.limits.latency_ms is not None and lut_path:
         from supernet.profile import LatencyLUT
         from supernet.search.strategies.darts import LUTCost
 
-        lut = LatencyLUT.load(cfg.darts.latency_lut, threads=target.threads, space=space, strict=False)
+        lut = LatencyLUT.load(lut_path, threads=target.threads, space=space, strict=False)
         budgets.append(Budget("latency_ms", target.limits.latency_ms))
         costs["latency_ms"] = LUTCost(lut)
     return DartsDerived(space, fitness, seed, alphas=load_alphas(cfg.darts.alphas), budgets=budgets, costs=costs,

@@ -12,6 +12,8 @@
       metrics.csv          everything logged (CSV logger; TensorBoard under tb/ when installed)
       alpha_history.json   softmax(alpha) per decision over training (darts / gdas)
       alpha.png            its plot
+      alphas.json          the final softmax(alpha) per decision (darts / gdas): `supernet search
+                           --strategy darts` reads it as darts.alphas
       summary.json         final dev WER/CER of the largest/smallest (and derived) paths,
                            steps, skipped non-finite steps, derived archs
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Optional
@@ -66,7 +69,13 @@ def _expected_cost(cfg: FitConfig, space: SearchSpace, vocab_size: int):
 def _load_lut(cfg: FitConfig, space: SearchSpace):
     from supernet.profiling.lut import LatencyLUT
 
-    return LatencyLUT.load(cfg.hardware.lut, space=space, strict=False)
+    lut = LatencyLUT.load(cfg.hardware.lut, space=space, strict=False)
+    measured = lut.provider_config.get("net", {}).get("subsampler_channels")
+    if measured is not None and measured != cfg.net.subsampler_channels:
+        warnings.warn(f"{cfg.hardware.lut}: measured with subsampler_channels {measured}, this supernet has "
+                      f"{cfg.net.subsampler_channels}: its latencies are off; rebuild it with `supernet profile lut "
+                      f"--net-from <this fit config>`", stacklevel=2)
+    return lut
 
 
 def build_module(cfg: FitConfig, space: SearchSpace, tokenizer: CharTokenizer, set_names: Optional[list[str]] = None,
@@ -290,6 +299,8 @@ def finish(cfg: FitConfig, run_dir: Path, space: SearchSpace, dm: FitDataModule,
     if module.strategy.bilevel:
         summary["derived"] = derive_all(cfg, space, module)
         atomic_write_json(run_dir / "alpha_history.json", module.alpha_history)
+        atomic_write_json(run_dir / "alphas.json", {d: {str(v): p for v, p in probs.items()}
+                                                    for d, probs in module.net.alpha_distributions().items()})
         plot_alpha_history(module.alpha_history, run_dir / "alpha.png", title=f"{cfg.name}: softmax(alpha) per decision")
     atomic_write_json(run_dir / "summary.json", summary)
     return FitResult(run_dir, ckpt_path, summary, module)
