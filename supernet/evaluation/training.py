@@ -32,6 +32,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from supernet.baseline.augment import AugmentConfig, WaveAugment
 from supernet.baseline.config import OptimConfig
 from supernet.config import NEW_OPTION
 from supernet.data.datamodule import LengthBucketSampler, collate
@@ -77,7 +78,9 @@ class TrainConfig:
         optim: AdamW settings; the schedule's progress is max(step / max_steps, elapsed /
             max_minutes); keep it "constant" when early stopping decides the length.
         specaugment: feature masking during training (None: off).
-        seed: batch order, subset, SpecAugment and dropout.
+        augment: waveform augmentation during training (speed, gain, noise; the baseline's
+            :class:`~supernet.baseline.augment.AugmentConfig`; default off).
+        seed: batch order, subset, SpecAugment, waveform augmentation and dropout.
     """
 
     max_steps: int = 2000
@@ -95,6 +98,7 @@ class TrainConfig:
     train_fraction: float = 1.0
     optim: OptimConfig = field(default_factory=_constant_optim)
     specaugment: SpecAugmentConfig | None = None
+    augment: AugmentConfig = field(default_factory=AugmentConfig, metadata=NEW_OPTION)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -197,6 +201,7 @@ def train_subnet(model: nn.Module, train_set: Any, cfg: TrainConfig, evaluate: C
     durations = getattr(train_set, "durations", None) or [len(train_set[i]["audio"]) for i in range(n)]
     sampler = LengthBucketSampler([durations[i] for i in subset], batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed)
     spec = SpecAugment(cfg.specaugment, seed=cfg.seed) if cfg.specaugment is not None else None
+    wave = WaveAugment(cfg.augment, seed=cfg.seed * 1000 + 1) if cfg.augment.active else None
     gen = torch.Generator().manual_seed(cfg.seed)
     opt = torch.optim.AdamW(_param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr * cfg.optim.lr_factor(0.0),
                             betas=cfg.optim.betas, eps=cfg.optim.eps)
@@ -231,8 +236,12 @@ def train_subnet(model: nn.Module, train_set: Any, cfg: TrainConfig, evaluate: C
                 for g in opt.param_groups:
                     g["lr"] = cfg.optim.lr * cfg.optim.lr_factor(prog) * lr_scale
                 batch = collate([train_set[subset[i]] for i in idx])
+                audio, audio_lengths = batch["audio"], batch["audio_lengths"]
+                if wave is not None:
+                    with torch.no_grad():
+                        audio, audio_lengths = wave(audio, audio_lengths)
                 model.train()
-                feats, feat_lengths = model.features(batch["audio"].to(device), batch["audio_lengths"].to(device))
+                feats, feat_lengths = model.features(audio.to(device), audio_lengths.to(device))
                 if spec is not None:
                     feats = spec(feats, feat_lengths, generator=gen)
                 enc, enc_lengths = model.encoder(feats, feat_lengths)
