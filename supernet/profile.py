@@ -11,6 +11,7 @@ Command line::
 
     supernet profile SUBNET_FILE [--threads N] [--lengths 1,4,8] [--decode workload|greedy|none] [--out result.json]
     supernet profile lut -c configs/space/X.yaml --vocab-size V --threads N --out lut.json [--ref-seconds 4]
+        [--net-from configs/fit/NAME.yaml]   # the subsampler channels etc. the supernet is trained with
 
 What a subnet's timing includes, by ``decode``:
 - ``workload`` (default): feature extraction + encoder + greedy decoding that emits a fixed
@@ -176,11 +177,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--ref-seconds", type=float, default=4.0, help="utterance length every part is timed at (default 4)")
     g.add_argument("--calibrate", type=int, default=5, help="whole random subnets timed to calibrate the overhead (default 5)")
     g.add_argument("--seed", type=int, default=0, help="seed of the calibration archs and random weights")
+    g.add_argument("--net-from", type=Path, metavar="FIT_YAML",
+                   help="fit config (configs/fit/*.yaml, or a run's config.yaml) whose `net` section (subsampler "
+                        "channels, ...) the parts are built with; default: NetConfig's defaults")
     g.add_argument("--rounds", type=_positive_int, default=1,
                    help="measure every part this many times, round-robin, keep the fastest (for shared machines; default 1)")
     g.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                    help="wall (default: latency) or cpu (process CPU time, --threads 1 only: ignores other processes)")
     p.set_defaults(func=_main)
+
+
+def net_from_fit_config(path: Path) -> Any:
+    """The :class:`~supernet.nn.config.NetConfig` of a fit config's ``net`` section (defaults
+    where it has none). Raises ValueError naming the file and field on bad input."""
+    from supernet.config import ConfigError, from_dict, load_yaml
+    from supernet.nn.config import NetConfig
+
+    try:
+        data = load_yaml(path)
+    except (OSError, ConfigError) as e:
+        raise ValueError(f"--net-from: {e}") from e
+    section = data.get("net") if isinstance(data, dict) else None
+    if section is not None and not isinstance(section, dict):
+        raise ValueError(f"--net-from {path}: field 'net' must be a mapping (e.g. {{subsampler_channels: 64}})")
+    try:
+        return from_dict(NetConfig, section or {}, where=f"{path}: net")
+    except (ConfigError, TypeError, ValueError) as e:
+        raise ValueError(str(e)) from e
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -224,9 +247,15 @@ def _main_lut(args: argparse.Namespace) -> int:
         return 2
     from supernet.profiling.parts import load_space
 
+    try:
+        net = net_from_fit_config(args.net_from) if args.net_from is not None else None
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     space = load_space(args.config)
     lut = LatencyLUT.build(
         space,
+        net=net,
         vocab_size=args.vocab_size,
         threads=args.threads,
         ref_seconds=args.ref_seconds,

@@ -491,3 +491,18 @@ def test_cli_builds_a_lut(tmp_path):
     arch = space.largest()
     assert lut.predict(arch) == pytest.approx(lut.overhead_ms + sum(lut.entries[k].median_ms for k in lut.keys(arch)))
     assert lut.keys(arch).count(lut.keys(arch)[-1]) == 2  # two identical cnn layers, one entry
+    assert lut.provider_config["net"]["subsampler_channels"] == 128  # NetConfig's default
+
+    # --net-from: the parts are built with the fit config's net (every shipped fit uses 64 channels)
+    fit_yaml = tmp_path / "fit.yaml"
+    fit_yaml.write_text("name: x\nnet: {subsampler_channels: 64}\n")
+    out64 = tmp_path / "lut64.json"
+    assert main([*argv[:-1], str(out64), "--net-from", str(fit_yaml)]) == 0
+    lut64 = LatencyLUT.load(out64, threads=1, space=space)
+    assert lut64.provider_config["net"]["subsampler_channels"] == 64
+    assert lut64.predict(arch) > 0
+    # bad --net-from: exit 2 before any timing, nothing written
+    (tmp_path / "bad.yaml").write_text("net: {subsampler_chanels: 64}\n")
+    for bad in (tmp_path / "bad.yaml", tmp_path / "missing.yaml"):
+        assert main([*argv[:-1], str(tmp_path / "never.json"), "--net-from", str(bad)]) == 2
+    assert not (tmp_path / "never.json").exists()

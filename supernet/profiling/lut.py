@@ -166,6 +166,7 @@ class LatencyLUT:
         provider: PartProvider | None = None,
         ref_seconds: float = 4.0,
         tokens_per_second: float | None = None,
+        net: Any = None,
         archs: Sequence[Any] | None = None,
         calibrate: int = 5,
         seed: int = 0,
@@ -187,6 +188,9 @@ class LatencyLUT:
             ref_seconds: utterance length every part is measured at (default provider).
             tokens_per_second: emitted tokens of the decoding workload (default provider; see
                 ``supernet.profiling.decoding``).
+            net: the :class:`~supernet.nn.config.NetConfig` the supernet is built with (default
+                provider; None: ``NetConfig()``). Its subsampler channels change the latency, so
+                pass the fit config's ``net`` (``supernet profile lut --net-from FIT.yaml``).
             archs: measure only the parts these archs use (a partial table).
             calibrate: number of random archs (``space.sample(random.Random(seed))``) timed whole
                 to calibrate ``overhead_ms``; 0 keeps it at 0.
@@ -207,7 +211,7 @@ class LatencyLUT:
             if vocab_size is None:
                 raise ValueError("vocab_size is required to build the decoder parts")
             kw = {} if tokens_per_second is None else {"tokens_per_second": tokens_per_second}
-            provider = SupernetParts(space, vocab_size=vocab_size, ref_seconds=ref_seconds, seed=seed, **kw)
+            provider = SupernetParts(space, vocab_size=vocab_size, ref_seconds=ref_seconds, seed=seed, net=net, **kw)
         if archs is not None:
             parts = _unique(p for a in archs for p in arch_parts(provider, a))
         else:
