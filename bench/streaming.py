@@ -1,13 +1,22 @@
 """Streaming benchmark: a mobile-like streaming subnet at 160 ms chunks on 1 thread.
 
-Trains two standalone subnets briefly on FSDD connected digits with the project's subnet trainer
-(``supernet.evaluation.training.train_subnet``, wall budget ``--minutes`` each, same recipe):
+The archs (FSDD connected digits, the project's subnet trainer
+``supernet.evaluation.training.train_subnet``):
 
 - the mobile-like streaming arch: 4 causal Conformer layers (width 96), CTC, chunks of 4 encoder
   frames = 160 ms, 2 frames (80 ms) of look-ahead;
 - its full-context twin: the same arch with chunk 0 (whole-utterance attention, centred convolutions).
 
-Then exports the streaming one (ONNX) and streams the dev utterances through ONNX Runtime on
+How they are trained (default): the twin from scratch for ``--minutes``; then the streaming arch,
+initialised with the twin's weights (the same parameters serve both), for ``--stream-minutes``,
+and, as the equal-compute control, the twin itself for the same ``--stream-minutes`` with the
+same recipe. Streaming is compared with that continued twin: both had the same compute.
+A streaming arch trained from scratch does not leave the CTC plateau on this budget (92 % dev
+WER after 10 minutes against the twin's 3.4 %; causal convolutions are what stalls it, see
+BENCHMARKS.md): ``--from-scratch`` trains both archs from scratch for ``--minutes`` each, to
+measure that again.
+
+Then exports the streaming model (ONNX) and streams the dev utterances through ONNX Runtime on
 1 thread in 160 ms pieces (``supernet.streaming.evaluate_streaming``). Reported:
 
 - per-piece processing time (median / p90 / max, wall clock and process CPU time), and its ratio
@@ -15,12 +24,12 @@ Then exports the streaming one (ONNX) and streams the dev utterances through ONN
 - streaming WER vs the full-context twin's WER. Target: streaming WER <= 1.15 x full-context WER;
 - the streaming model's own whole-utterance WER (equal to its streaming WER by construction).
 
-Short budgets give undertrained models: the WERs say how far this budget gets, not what the
-archs can reach. Writes bench/results/streaming.json and keeps the subnets and the model
-directory under runs/bench/streaming-<time>/.
+The dev utterances are held-in speakers' held-out takes. Writes bench/results/streaming.json (or
+``--name``) and keeps the subnets and the model directory under runs/bench/streaming-<time>/.
 
 Usage:
-    OMP_NUM_THREADS=2 .venv/bin/python bench/streaming.py [--minutes 5] [--dev-utts 100]
+    OMP_NUM_THREADS=2 .venv/bin/python bench/streaming.py [--minutes 8] [--stream-minutes 4] [--dev-utts 100]
+    OMP_NUM_THREADS=2 .venv/bin/python bench/streaming.py --from-scratch --minutes 10 --name streaming_from_scratch
 """
 
 from __future__ import annotations
@@ -45,7 +54,12 @@ def mobile_arch(chunk: int = 4, lookahead: int | None = 2):
     return Arch("logmel40", 4, 96, (conf,) * 4, "ctc", chunk=chunk, lookahead=lookahead)
 
 
-def train(arch, dm, minutes: float, seed: int, progress: bool, batches, tokenizer):
+SCRATCH_LR = 2e-3  # from scratch: the baseline's peak rate, warm-up + cosine over the budget
+CONTINUE_LR = 1e-3  # from the twin's weights: half of it, the same warm-up + cosine
+
+
+def train(arch, dm, minutes: float, seed: int, progress: bool, batches, tokenizer, init=None, lr: float = SCRATCH_LR):
+    """Train ``arch`` for ``minutes`` (from ``init``'s weights when given); (model, TrainResult)."""
     import torch
 
     from supernet.baseline.config import OptimConfig
@@ -57,17 +71,29 @@ def train(arch, dm, minutes: float, seed: int, progress: bool, batches, tokenize
 
     torch.manual_seed(seed)
     model = SubnetModel(arch, tokenizer.vocab_size, NetConfig(dropout=0.05, subsampler_channels=64))
+    if init is not None:
+        model.load_state_dict(init.state_dict())  # strict: the streaming arch has the twin's parameters
     cfg = TrainConfig(max_steps=10**6, max_minutes=minutes, eval_every=150, patience=10**6, monitor="wer", batch_size=16,
-                      optim=OptimConfig(lr=2e-3, schedule="cosine", warmup=0.05, weight_decay=0.01, grad_clip=5.0),
+                      optim=OptimConfig(lr=lr, schedule="cosine", warmup=0.05, weight_decay=0.01, grad_clip=5.0),
                       specaugment=SpecAugmentConfig(freq_masks=2, freq_width=8, time_masks=2, time_width=20), seed=seed)
     res = train_subnet(model, dm.train_set, cfg, lambda m: score_subnet(m, batches, tokenizer), progress=progress,
                        label=arch.describe())
     return model, res
 
 
+def _record(arch, model, res, minutes: float, how: str) -> dict:
+    return {"arch": arch.to_dict(), "describe": arch.describe(), "how": how, "budget_minutes": minutes,
+            "steps": res.final_step, "best_step": res.best_step, "seconds": res.seconds,
+            "dev_wer": float(res.best["wer"]), "curve": res.curve, "params": sum(p.numel() for p in model.parameters())}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--minutes", type=float, default=5.0, help="training wall budget per model")
+    ap.add_argument("--minutes", type=float, default=8.0,
+                    help="wall budget of the full-context twin from scratch (with --from-scratch: of each model)")
+    ap.add_argument("--stream-minutes", type=float, default=4.0,
+                    help="wall budget of the streaming arch from the twin's weights, and of the twin's equal-compute continuation")
+    ap.add_argument("--from-scratch", action="store_true", help="train both archs from scratch for --minutes each (no warm start)")
     ap.add_argument("--train-threads", type=int, default=2)
     ap.add_argument("--dev-utts", type=int, default=100, help="dev utterances streamed and scored")
     ap.add_argument("--data", type=Path, default=ROOT / "configs/data/fsdd.yaml")
@@ -103,21 +129,32 @@ def main(argv=None) -> int:
     contention = Contention(args.train_threads)
 
     models, training = {}, {}
-    for key, arch in (("streaming", mobile_arch()), ("full_context", mobile_arch(0, None))):
-        if args.reuse:
+    stream_arch, full_arch = mobile_arch(), mobile_arch(0, None)
+
+    def keep(key, arch, model, res, minutes, how):
+        models[key], training[key] = model, _record(arch, model, res, minutes, how)
+        write_subnet(model, run_dir / f"{key}.pt", tok, data={}, bench=training[key])
+        print(f"{key}: {arch.describe()} ({how}): {res.final_step} steps, dev WER {res.best['wer']:.3f}", flush=True)
+
+    progress = not args.no_progress
+    if args.reuse:
+        for key, arch in (("streaming", stream_arch), ("full_context", full_arch)):
             sub = read_subnet(run_dir / f"{key}.pt")
             if sub.tokenizer != tok or sub.model.arch != arch:
                 raise SystemExit(f"{run_dir / f'{key}.pt'}: another arch or vocabulary than this benchmark's")
             models[key], training[key] = sub.model, sub.extra.get("bench", {})
-            continue
-        model, res = train(arch, dm, args.minutes, args.seed, not args.no_progress, batches, tok)
-        models[key] = model
-        training[key] = {"arch": arch.to_dict(), "describe": arch.describe(), "budget_minutes": args.minutes,
-                         "steps": res.final_step, "best_step": res.best_step, "seconds": res.seconds,
-                         "dev_wer": float(res.best["wer"]), "curve": res.curve,
-                         "params": sum(p.numel() for p in model.parameters())}
-        write_subnet(model, run_dir / f"{key}.pt", tok, data={}, bench=training[key])
-        print(f"{key}: {arch.describe()}: {res.final_step} steps, dev WER {res.best['wer']:.3f}", flush=True)
+    elif args.from_scratch:
+        for key, arch in (("streaming", stream_arch), ("full_context", full_arch)):
+            model, res = train(arch, dm, args.minutes, args.seed, progress, batches, tok)
+            keep(key, arch, model, res, args.minutes, f"from scratch, {args.minutes} min")
+    else:
+        twin, res = train(full_arch, dm, args.minutes, args.seed, progress, batches, tok)
+        keep("full_context_start", full_arch, twin, res, args.minutes, f"from scratch, {args.minutes} min")
+        how = f"from the twin's {args.minutes}-min weights, +{args.stream_minutes} min at lr {CONTINUE_LR:g}"
+        model, res = train(stream_arch, dm, args.stream_minutes, args.seed, progress, batches, tok, init=twin, lr=CONTINUE_LR)
+        keep("streaming", stream_arch, model, res, args.stream_minutes, how)
+        model, res = train(full_arch, dm, args.stream_minutes, args.seed, progress, batches, tok, init=twin, lr=CONTINUE_LR)
+        keep("full_context", full_arch, model, res, args.stream_minutes, how)
     train_load = contention.report() if not args.reuse else "not trained in this run (--reuse)"
 
     # measurement: 1 thread, ONNX Runtime
@@ -139,7 +176,10 @@ def main(argv=None) -> int:
     payload = {
         "arch": mobile_arch().describe(), "chunk_ms": CHUNK_MS,
         "lookahead_ms": meta["streaming"]["lookahead_ms"], "dev_set": name, "dev_utterances": len(utts),
-        "training": {"budget_minutes_per_model": None if args.reuse else args.minutes, "threads": args.train_threads,
+        "training": {"mode": "reused" if args.reuse else "from scratch" if args.from_scratch else "streaming from the twin",
+                     "minutes": None if args.reuse else args.minutes,
+                     "stream_minutes": None if args.reuse or args.from_scratch else args.stream_minutes,
+                     "threads": args.train_threads,
                      "reused_from": str(args.reuse) if args.reuse else None, **training, "contention": train_load},
         "streaming": ev.to_dict(),
         "full_context_twin_wer": full_context_wer,
@@ -152,11 +192,12 @@ def main(argv=None) -> int:
         "wer_comparison_meaningful": trained,
         "measurement_contention": measure_load,
         "run_dir": str(run_dir),
-        "caveat": "shared 2-core machine with other jobs: wall times include waiting for a core (CPU times do not); "
-                  "models trained for a few minutes only, so the WERs reflect the budget",
+        "caveat": "wall times include any waiting for a core (CPU times do not; see measurement_contention); "
+                  "models trained for minutes only, so the WERs reflect the budget",
     }
-    path = write_result(args.name, payload, config={"minutes": args.minutes, "dev_utts": args.dev_utts, "seed": args.seed,
-                                                    "data": str(args.data)}, seed=args.seed)
+    path = write_result(args.name, payload, config={"minutes": args.minutes, "stream_minutes": args.stream_minutes,
+                                                    "from_scratch": args.from_scratch, "dev_utts": args.dev_utts,
+                                                    "seed": args.seed, "data": str(args.data)}, seed=args.seed)
     print(f"streaming WER {ev.wer:.3f} (whole-utterance {ev.full_wer:.3f}), full-context twin {full_context_wer:.3f}, "
           f"ratio {ratio:.2f}; per 160 ms piece: median {ev.step_ms['median']:.1f} ms wall / {ev.step_cpu_ms['median']:.1f} ms cpu, "
           f"p90 {ev.step_ms['p90']:.1f} / {ev.step_cpu_ms['p90']:.1f} ms")
