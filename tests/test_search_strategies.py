@@ -206,3 +206,24 @@ def test_optuna_strategy_escapes_repeated_duplicates(tiny, target):
     fallback = tpe.ask()  # a seeded uniform sample, without an Optuna trial of its own
     assert tiny.contains(fallback) and tpe.trial_number(fallback) is None
     assert fallback == RandomSearch(tiny, fitness, 0).ask()
+
+
+def test_darts_takes_the_latency_table_from_the_target_when_its_own_is_unset(tiny, tmp_path):
+    import json
+
+    from supernet.profile import LatencyLUT
+    from supernet.search.config import DartsConfig, EvaluatorConfig, SearchConfig, build_strategy
+
+    lut = LatencyLUT.build(tiny, vocab_size=8, threads=1, ref_seconds=0.25, calibrate=0, warmup=1, repeats=2,
+                           min_run_time=0.0, progress=False)
+    lut_path, alphas_path = tmp_path / "lut.json", tmp_path / "alphas.json"
+    lut.save(lut_path)
+    alphas_path.write_text(json.dumps({d: {str(v): p for v, p in probs.items()} for d, probs in _alphas(tiny).items()}))
+    budget_ms = sorted(lut.predict(a) for a in (tiny.smallest(), tiny.largest()))[0] * 1.5
+    cfg = SearchConfig(strategy="darts", darts=DartsConfig(alphas=str(alphas_path)),
+                       evaluator=EvaluatorConfig(kind="synthetic", vocab_size=8))
+    with_lut = Target(name="t", limits=Limits(latency_ms=budget_ms), objectives=list(OBJ), latency_lut=str(lut_path))
+    without = dataclasses.replace(with_lut, latency_lut=None)
+    derived = dict(build_strategy(cfg, tiny, Fitness(OBJ, with_lut)).derived)
+    assert f"latency_ms<={budget_ms:g}" in derived and lut.predict(derived[f"latency_ms<={budget_ms:g}"]) <= budget_ms
+    assert not any(k.startswith("latency_ms") for k in dict(build_strategy(cfg, tiny, Fitness(OBJ, without)).derived))
