@@ -188,22 +188,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def net_from_fit_config(path: Path) -> Any:
-    """The :class:`~supernet.nn.config.NetConfig` of a fit config's ``net`` section (defaults
-    where it has none). Raises ValueError naming the file and field on bad input."""
-    from supernet.config import ConfigError, from_dict, load_yaml
-    from supernet.nn.config import NetConfig
+    """The :class:`~supernet.nn.config.NetConfig` of a fit config (``configs/fit/*.yaml`` or a
+    run's ``config.yaml``). Raises ConfigError (a ValueError) naming the file and field."""
+    from supernet.training.config import load_fit_config
 
-    try:
-        data = load_yaml(path)
-    except (OSError, ConfigError) as e:
-        raise ValueError(f"--net-from: {e}") from e
-    section = data.get("net") if isinstance(data, dict) else None
-    if section is not None and not isinstance(section, dict):
-        raise ValueError(f"--net-from {path}: field 'net' must be a mapping (e.g. {{subsampler_channels: 64}})")
-    try:
-        return from_dict(NetConfig, section or {}, where=f"{path}: net")
-    except (ConfigError, TypeError, ValueError) as e:
-        raise ValueError(str(e)) from e
+    return load_fit_config(path).net
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -250,7 +239,7 @@ def _main_lut(args: argparse.Namespace) -> int:
     try:
         net = net_from_fit_config(args.net_from) if args.net_from is not None else None
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: --net-from: {e}", file=sys.stderr)
         return 2
     space = load_space(args.config)
     lut = LatencyLUT.build(
