@@ -177,9 +177,11 @@ class SpeechSupernet(nn.Module):
         width, channels = max(config.widths), net.subsampler_channels
         self.features = nn.ModuleDict({f: make_features(f, net) for f in config.features})
         self.frontends = nn.ModuleDict(
-            {f: Elastic(FrontEnd, feat_dim=feature_dim(f, net), channels=channels) for f in config.features})
+            {f: Elastic(FrontEnd, feat_dim=feature_dim(f, net), channels=channels, frame_norm=net.frame_norm)
+             for f in config.features})
         self.subsamplers = nn.ModuleDict({
-            str(s): Elastic(Subsampler, factor=s, channels=channels, d_model=width, causal=False, lookahead=0)
+            str(s): Elastic(Subsampler, factor=s, channels=channels, d_model=width, causal=False, lookahead=0,
+                            frame_norm=net.frame_norm)
             for s in config.subsamplings
         })
         self.layers = nn.ModuleList(MixedLayer(ch, width, net) for ch in config.layers)

@@ -293,3 +293,41 @@ def test_shipped_spaces_extract_exactly(name):
         with torch.no_grad():
             assert _close(net(audio, lengths, arch)[0], model(audio, lengths)[0]) <= ATOL, arch.describe()
         assert sum(p.numel() for p in model.parameters()) == space.params(arch, VOCAB)
+
+
+def test_frame_norm_off_keeps_frame_energy_and_extracts_exactly(space, tmp_path):
+    """``NetConfig.frame_norm=False``: no per-frame LayerNorm before the encoder layers; extraction,
+    parameter counts and save/load hold as with it on; the option stays out of config hashes at
+    its default, so caches keyed before it existed keep their keys."""
+    from supernet.config import config_hash, hash_view
+
+    net_cfg = NetConfig(dropout=0.0, local_window=3, frame_norm=False)
+    torch.manual_seed(0)
+    net = SpeechSupernet.from_space(space, VOCAB, net_cfg).eval()
+    audio, lengths, _, _ = _batch(2)
+    for arch in _archs(space)[:6]:
+        model = extract(net, arch)
+        norms = [m for m in [model.encoder.frontend, model.encoder.subsampler] for m in m.modules()
+                 if isinstance(m, nn.LayerNorm)]
+        assert norms == [], arch.describe()
+        with torch.no_grad():
+            assert _close(net(audio, lengths, arch)[0], model(audio, lengths)[0]) <= ATOL, arch.describe()
+        assert sum(p.numel() for p in model.parameters()) == arch_params(arch, VOCAB, net_cfg)
+        assert arch_params(arch, VOCAB, net_cfg) < arch_params(arch, VOCAB, replace(net_cfg, frame_norm=True))
+    path = save_subnet(model, tmp_path / "m.pt")
+    loaded = load_subnet(path)
+    assert loaded.net.frame_norm is False
+    with torch.no_grad():
+        assert torch.equal(loaded.eval()(audio, lengths)[0], model(audio, lengths)[0])
+    # a louder frame stays louder (the front-end is affine); with frame_norm it looks the same
+    fe_off = SubnetModel(arch, VOCAB, net_cfg).encoder.frontend
+    fe_on = SubnetModel(arch, VOCAB, replace(net_cfg, frame_norm=True)).encoder.frontend
+    feats = torch.randn(1, 5, fe_off.proj.in_features)
+    with torch.no_grad():
+        zero = fe_off(torch.zeros_like(feats))
+        assert torch.allclose(fe_off(10 * feats) - zero, 10 * (fe_off(feats) - zero), atol=1e-4)
+        assert torch.allclose(fe_on(10 * feats), fe_on(feats), atol=1e-4)
+    assert "frame_norm" not in hash_view(NetConfig())
+    assert config_hash(NetConfig()) != config_hash(NetConfig(frame_norm=False))
+    with pytest.raises(ValueError, match="frame_norm"):
+        NetConfig(frame_norm="no")

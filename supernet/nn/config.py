@@ -7,7 +7,9 @@ shapes, so parameter counts (``supernet.nn.params``) and saved subnets record it
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from supernet.config import NEW_OPTION
 
 __all__ = ["NetConfig"]
 
@@ -29,6 +31,13 @@ class NetConfig:
         ctc_weight: weight of CTC in the joint CTC/attention loss.
         label_smoothing: of the attention decoder's cross-entropy.
         max_symbols: RNN-T greedy decoding emits at most this many tokens per frame.
+        frame_norm: LayerNorm over each frame's channels in the front-end projection and after
+            every subsampler convolution. True is what the first supernets were built with;
+            False (recommended, every shipped fit config sets it) keeps the frames' energy:
+            with it on, silence and speech frames reach the encoder at the same scale, and
+            conformer subnets sat on the CTC blank plateau for 500+ steps at lr 2e-3 where the
+            same subnets without it left it after ~200 (docs/training.md). The default stays True
+            so that saved subnets and cached rank-check references keep their meaning.
     """
 
     sample_rate: int = 16000
@@ -43,6 +52,7 @@ class NetConfig:
     ctc_weight: float = 0.3
     label_smoothing: float = 0.1
     max_symbols: int = 5
+    frame_norm: bool = field(default=True, metadata=NEW_OPTION)
 
     def __post_init__(self) -> None:
         for name in ("sample_rate", "subsampler_channels", "learnable_filters", "local_window", "se_reduction",
@@ -50,6 +60,8 @@ class NetConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"NetConfig.{name} must be an integer >= 1, got {v!r}")
+        if not isinstance(self.frame_norm, bool):
+            raise ValueError(f"NetConfig.frame_norm must be true or false, got {self.frame_norm!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"NetConfig.dropout must be in [0, 1), got {self.dropout!r}")
         if not 0.0 <= self.ctc_weight <= 1.0:

@@ -10,8 +10,10 @@ relaxed mixing can add their outputs frame by frame:
 
 Why no per-utterance normalisation: its statistics span the whole utterance, so a streaming arch
 would see the future, and archs that share the front-end weights must see the same features.
-Instead :class:`FrontEnd` normalises each frame across its features (LayerNorm), which is
-causal and independent of padding.
+Instead the log features go in as they are (``NetConfig.frame_norm=False``, every shipped fit
+config) or, as the first supernets did, normalised per frame across their features (LayerNorm):
+causal and independent of padding either way. Per-frame normalisation makes silence look as loud
+as speech, and subnets built with it were slow and unreliable to leave the CTC blank plateau.
 """
 
 from __future__ import annotations
@@ -83,19 +85,21 @@ def feature_dim(name: str, net: NetConfig) -> int:
 
 
 class FrontEnd(nn.Module):
-    """Per-feature projection: LayerNorm over the F features of each frame, then Linear(F, C).
+    """Per-feature projection: Linear(F, C), after a LayerNorm over each frame's F features
+    when ``frame_norm``.
 
     Args:
         feat_dim: F.
         channels: C (the subsampler's channels).
+        frame_norm: normalise each frame first (``NetConfig.frame_norm``).
 
     Shapes:
         forward(feats (B, T, F)) -> (B, T, C)
     """
 
-    def __init__(self, feat_dim: int, channels: int) -> None:
+    def __init__(self, feat_dim: int, channels: int, frame_norm: bool = True) -> None:
         super().__init__()
-        self.norm = nn.LayerNorm(feat_dim)
+        self.norm = nn.LayerNorm(feat_dim) if frame_norm else nn.Identity()
         self.proj = nn.Linear(feat_dim, channels)
 
     def forward(self, feats: Tensor) -> Tensor:

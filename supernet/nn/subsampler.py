@@ -1,7 +1,7 @@
 """Convolutional time subsampling (x4, x6, x8) of frames before the encoder layers.
 
-Strided 1-D convolutions over time (frame features as channels), each followed by LayerNorm
-and GELU, then a projection to the encoder width D. Stride 2 uses kernel 3, stride 3 kernel 5.
+Strided 1-D convolutions over time (frame features as channels), each followed by GELU (after a
+per-frame LayerNorm when ``NetConfig.frame_norm``), then a projection to the encoder width D. Stride 2 uses kernel 3, stride 3 kernel 5.
 Each stage maps T frames to ceil(T / stride), both centred and causal (left-padded), so lengths
 are ``ceil(lengths / factor)`` in both modes.
 
@@ -31,15 +31,15 @@ def subsampled_lengths(lengths: Tensor, factor: int) -> Tensor:
 
 
 class _Stage(nn.Module):
-    """One strided convolution stage: conv -> LayerNorm -> GELU, padded frames zeroed."""
+    """One strided convolution stage: conv -> (LayerNorm) -> GELU, padded frames zeroed."""
 
-    def __init__(self, channels: int, stride: int, causal: bool) -> None:
+    def __init__(self, channels: int, stride: int, causal: bool, frame_norm: bool = True) -> None:
         super().__init__()
         self.stride = stride
         self.kernel = 2 * stride - 1
         self.causal = causal
         self.conv = nn.Conv1d(channels, channels, self.kernel, stride=stride)
-        self.norm = nn.LayerNorm(channels)
+        self.norm = nn.LayerNorm(channels) if frame_norm else nn.Identity()
 
     def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         h = x.masked_fill(~lengths_to_mask(lengths, x.size(1))[:, :, None], 0.0).transpose(1, 2)
@@ -60,13 +60,15 @@ class Subsampler(nn.Module):
         d_model: output width D.
         causal: streaming (left-padded convolutions).
         lookahead: encoder frames of future each output frame may see (streaming only).
+        frame_norm: LayerNorm over channels after each convolution (``NetConfig.frame_norm``).
 
     Shapes:
         forward(x (B, T, C), lengths (B,)) -> (B, ceil(T / factor), D), lengths (B,);
         frames at or beyond the output lengths are 0.
     """
 
-    def __init__(self, factor: int, channels: int, d_model: int, causal: bool = False, lookahead: int = 0) -> None:
+    def __init__(self, factor: int, channels: int, d_model: int, causal: bool = False, lookahead: int = 0,
+                 frame_norm: bool = True) -> None:
         super().__init__()
         if factor not in SUBSAMPLING_STRIDES:
             raise ValueError(f"subsampling {factor} is not supported; allowed values: {sorted(SUBSAMPLING_STRIDES)}")
@@ -74,7 +76,7 @@ class Subsampler(nn.Module):
             raise ValueError(f"lookahead ({lookahead}) must be >= 0 and only given to a causal (streaming) subsampler")
         self.factor = factor
         self.shift = lookahead * factor
-        self.stages = nn.ModuleList(_Stage(channels, s, causal) for s in SUBSAMPLING_STRIDES[factor])
+        self.stages = nn.ModuleList(_Stage(channels, s, causal, frame_norm) for s in SUBSAMPLING_STRIDES[factor])
         self.proj = nn.Linear(channels, d_model)
 
     def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
