@@ -34,6 +34,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -60,7 +61,16 @@ SCRATCH_LR = 1e-3
 CONTINUE_LR = 1e-3  # from the twin's weights: the same warm-up + cosine over --stream-minutes
 
 
-def train(arch, dm, minutes: float, seed: int, progress: bool, batches, tokenizer, init=None, lr: float = SCRATCH_LR):
+def net_config(frame_norm: bool = False):
+    """The archs' fixed hyper-parameters (as the shipped fit configs: 64 subsampler channels, no
+    per-frame LayerNorm unless ``frame_norm``)."""
+    from supernet.nn.config import NetConfig
+
+    return NetConfig(dropout=0.05, subsampler_channels=64, frame_norm=frame_norm)
+
+
+def train(arch, dm, minutes: float, seed: int, progress: bool, batches, tokenizer, init=None, lr: float = SCRATCH_LR,
+          frame_norm: bool = False):
     """Train ``arch`` for ``minutes`` (from ``init``'s weights when given); (model, TrainResult)."""
     import torch
 
@@ -68,11 +78,10 @@ def train(arch, dm, minutes: float, seed: int, progress: bool, batches, tokenize
     from supernet.data.features import SpecAugmentConfig
     from supernet.evaluation.training import TrainConfig, train_subnet
     from supernet.finetune import score_subnet
-    from supernet.nn.config import NetConfig
     from supernet.subnet import SubnetModel
 
     torch.manual_seed(seed)
-    model = SubnetModel(arch, tokenizer.vocab_size, NetConfig(dropout=0.05, subsampler_channels=64))
+    model = SubnetModel(arch, tokenizer.vocab_size, net_config(frame_norm))
     if init is not None:
         model.load_state_dict(init.state_dict())  # strict: the streaming arch has the twin's parameters
     cfg = TrainConfig(max_steps=10**6, max_minutes=minutes, eval_every=150, patience=10**6, monitor="wer", batch_size=16,
@@ -97,6 +106,8 @@ def main(argv=None) -> int:
                     help="wall budget of the streaming arch from the twin's weights, and of the twin's equal-compute continuation")
     ap.add_argument("--lr", type=float, default=SCRATCH_LR, help=f"peak learning rate from scratch (default {SCRATCH_LR:g})")
     ap.add_argument("--from-scratch", action="store_true", help="train both archs from scratch for --minutes each (no warm start)")
+    ap.add_argument("--frame-norm", action="store_true",
+                    help="build the archs with NetConfig.frame_norm (per-frame LayerNorm, as sessions 1-5 measured)")
     ap.add_argument("--train-threads", type=int, default=2)
     ap.add_argument("--dev-utts", type=int, default=100, help="dev utterances streamed and scored")
     ap.add_argument("--data", type=Path, default=ROOT / "configs/data/fsdd.yaml")
@@ -148,18 +159,22 @@ def main(argv=None) -> int:
             models[key], training[key] = sub.model, sub.extra.get("bench", {})
     elif args.from_scratch:
         for key, arch in (("streaming", stream_arch), ("full_context", full_arch)):
-            model, res = train(arch, dm, args.minutes, args.seed, progress, batches, tok, lr=args.lr)
+            model, res = train(arch, dm, args.minutes, args.seed, progress, batches, tok, lr=args.lr,
+                                 frame_norm=args.frame_norm)
             keep(key, arch, model, res, args.minutes, f"from scratch, {args.minutes} min")
     else:
-        twin, res = train(full_arch, dm, args.minutes, args.seed, progress, batches, tok, lr=args.lr)
+        twin, res = train(full_arch, dm, args.minutes, args.seed, progress, batches, tok, lr=args.lr,
+                                 frame_norm=args.frame_norm)
         keep("full_context_start", full_arch, twin, res, args.minutes, f"from scratch, {args.minutes} min")
         if res.best["wer"] >= UNTRAINED_WER:
             raise SystemExit(f"the full-context twin did not learn in {args.minutes} min (dev WER {res.best['wer']:.3f}): "
                              f"no weights to start the streaming arch from; raise --minutes or lower --lr")
         how = f"from the twin's {args.minutes}-min weights, +{args.stream_minutes} min at lr {CONTINUE_LR:g}"
-        model, res = train(stream_arch, dm, args.stream_minutes, args.seed, progress, batches, tok, init=twin, lr=CONTINUE_LR)
+        model, res = train(stream_arch, dm, args.stream_minutes, args.seed, progress, batches, tok, init=twin, lr=CONTINUE_LR,
+                           frame_norm=args.frame_norm)
         keep("streaming", stream_arch, model, res, args.stream_minutes, how)
-        model, res = train(full_arch, dm, args.stream_minutes, args.seed, progress, batches, tok, init=twin, lr=CONTINUE_LR)
+        model, res = train(full_arch, dm, args.stream_minutes, args.seed, progress, batches, tok, init=twin, lr=CONTINUE_LR,
+                           frame_norm=args.frame_norm)
         keep("full_context", full_arch, model, res, args.stream_minutes, how)
     train_load = contention.report() if not args.reuse else "not trained in this run (--reuse)"
 
@@ -181,6 +196,7 @@ def main(argv=None) -> int:
     trained = min(ev.wer, full_context_wer) < UNTRAINED_WER
     payload = {
         "arch": mobile_arch().describe(), "chunk_ms": CHUNK_MS,
+        "net": dataclasses.asdict(models["streaming"].net),
         "lookahead_ms": meta["streaming"]["lookahead_ms"], "dev_set": name, "dev_utterances": len(utts),
         "training": {"mode": "reused" if args.reuse else "from scratch" if args.from_scratch else "streaming from the twin",
                      "minutes": None if args.reuse else args.minutes,
