@@ -506,3 +506,27 @@ def test_cli_builds_a_lut(tmp_path):
     for bad in (tmp_path / "bad.yaml", tmp_path / "missing.yaml"):
         assert main([*argv[:-1], str(tmp_path / "never.json"), "--net-from", str(bad)]) == 2
     assert not (tmp_path / "never.json").exists()
+
+
+def test_hardware_aware_fit_warns_when_the_table_was_built_with_another_net(monkeypatch):
+    """A latency table timed with other encoder-io parts (channels, per-frame LayerNorm) warns."""
+    import warnings
+    from types import SimpleNamespace
+
+    from supernet.nn.config import NetConfig
+    from supernet.profiling.lut import LatencyLUT
+    from supernet.training import run
+
+    table = SimpleNamespace(provider_config={})
+    monkeypatch.setattr(LatencyLUT, "load", staticmethod(lambda *a, **k: table))
+    cfg = SimpleNamespace(hardware=SimpleNamespace(lut="t.json"), net=NetConfig(subsampler_channels=64, frame_norm=False))
+    table.provider_config = {"net": {"subsampler_channels": 64}}  # built before frame_norm existed: it was on
+    with pytest.warns(UserWarning, match=r"t.json: measured with frame_norm True \(this supernet: False\)"):
+        assert run._load_lut(cfg, None) is table
+    table.provider_config = {"net": {"subsampler_channels": 128, "frame_norm": False}}
+    with pytest.warns(UserWarning, match=r"subsampler_channels 128 \(this supernet: 64\).*--net-from"):
+        run._load_lut(cfg, None)
+    table.provider_config = {"net": {"subsampler_channels": 64, "frame_norm": False, "dropout": 0.3}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run._load_lut(cfg, None)

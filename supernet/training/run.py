@@ -70,11 +70,17 @@ def _load_lut(cfg: FitConfig, space: SearchSpace):
     from supernet.profiling.lut import LatencyLUT
 
     lut = LatencyLUT.load(cfg.hardware.lut, space=space, strict=False)
-    measured = lut.provider_config.get("net", {}).get("subsampler_channels")
-    if measured is not None and measured != cfg.net.subsampler_channels:
-        warnings.warn(f"{cfg.hardware.lut}: measured with subsampler_channels {measured}, this supernet has "
-                      f"{cfg.net.subsampler_channels}: its latencies are off; rebuild it with `supernet profile lut "
-                      f"--net-from <this fit config>`", stacklevel=2)
+    measured = lut.provider_config.get("net", {})
+    ours = dataclasses.asdict(cfg.net)
+    # the settings that change the timed parts' shapes or work (dropout, loss weights do not)
+    differ = [f"{k} {measured[k]!r} (this supernet: {ours[k]!r})" for k in ("subsampler_channels", "frame_norm",
+                                                                          "learnable_filters", "local_window")
+              if k in measured and measured[k] != ours[k]]
+    if measured and "frame_norm" not in measured and not cfg.net.frame_norm:  # tables from before the option: True
+        differ.append(f"frame_norm True (this supernet: {cfg.net.frame_norm!r})")
+    if differ:
+        warnings.warn(f"{cfg.hardware.lut}: measured with {', '.join(differ)}: its latencies are off; rebuild it "
+                      f"with `supernet profile lut --net-from <this fit config>`", stacklevel=2)
     return lut
 
 
