@@ -12,7 +12,7 @@ initialised with the twin's weights (the same parameters serve both), for ``--st
 and, as the equal-compute control, the twin itself for the same ``--stream-minutes`` with the
 same recipe. Streaming is compared with that continued twin: both had the same compute.
 From scratch, the streaming arch stalled on the CTC blank plateau in the one 10-minute run made
-(92 % dev WER, the twin 3.4 %); ``--from-scratch`` trains both archs from scratch for
+(92 % dev WER, the twin 3.4 %; session 5, with the per-frame LayerNorm that ``--frame-norm`` restores); ``--from-scratch`` trains both archs from scratch for
 ``--minutes`` each, to measure that again (BENCHMARKS.md).
 
 Then exports the streaming model (ONNX) and streams the dev utterances through ONNX Runtime on
