@@ -12,8 +12,9 @@ initialised with the twin's weights (the same parameters serve both), for ``--st
 and, as the equal-compute control, the twin itself for the same ``--stream-minutes`` with the
 same recipe. Streaming is compared with that continued twin: both had the same compute.
 From scratch, the streaming arch stalled on the CTC blank plateau in the one 10-minute run made
-(92 % dev WER, the twin 3.4 %; session 5, with the per-frame LayerNorm that ``--frame-norm`` restores); ``--from-scratch`` trains both archs from scratch for
-``--minutes`` each, to measure that again (BENCHMARKS.md).
+(92 % dev WER, the twin 3.4 %; session 5, with the per-frame LayerNorm that ``--frame-norm``
+restores); ``--from-scratch`` trains both archs from scratch for ``--minutes`` each, to measure
+that again (BENCHMARKS.md).
 
 Then exports the streaming model (ONNX) and streams the dev utterances through ONNX Runtime on
 1 thread in 160 ms pieces (``supernet.streaming.evaluate_streaming``). Reported:
@@ -69,8 +70,7 @@ def net_config(frame_norm: bool = False):
     return NetConfig(dropout=0.05, subsampler_channels=64, frame_norm=frame_norm)
 
 
-def train(arch, dm, minutes: float, seed: int, progress: bool, batches, tokenizer, init=None, lr: float = SCRATCH_LR,
-          frame_norm: bool = False):
+def train(arch, dm, minutes: float, seed: int, progress: bool, batches, tokenizer, net, init=None, lr: float = SCRATCH_LR):
     """Train ``arch`` for ``minutes`` (from ``init``'s weights when given); (model, TrainResult)."""
     import torch
 
@@ -81,7 +81,7 @@ def train(arch, dm, minutes: float, seed: int, progress: bool, batches, tokenize
     from supernet.subnet import SubnetModel
 
     torch.manual_seed(seed)
-    model = SubnetModel(arch, tokenizer.vocab_size, net_config(frame_norm))
+    model = SubnetModel(arch, tokenizer.vocab_size, net)
     if init is not None:
         model.load_state_dict(init.state_dict())  # strict: the streaming arch has the twin's parameters
     cfg = TrainConfig(max_steps=10**6, max_minutes=minutes, eval_every=150, patience=10**6, monitor="wer", batch_size=16,
@@ -143,6 +143,7 @@ def main(argv=None) -> int:
     contention = Contention(args.train_threads)
 
     models, training = {}, {}
+    net = net_config(args.frame_norm)
     stream_arch, full_arch = mobile_arch(), mobile_arch(0, None)
 
     def keep(key, arch, model, res, minutes, how):
@@ -159,22 +160,18 @@ def main(argv=None) -> int:
             models[key], training[key] = sub.model, sub.extra.get("bench", {})
     elif args.from_scratch:
         for key, arch in (("streaming", stream_arch), ("full_context", full_arch)):
-            model, res = train(arch, dm, args.minutes, args.seed, progress, batches, tok, lr=args.lr,
-                                 frame_norm=args.frame_norm)
+            model, res = train(arch, dm, args.minutes, args.seed, progress, batches, tok, net, lr=args.lr)
             keep(key, arch, model, res, args.minutes, f"from scratch, {args.minutes} min")
     else:
-        twin, res = train(full_arch, dm, args.minutes, args.seed, progress, batches, tok, lr=args.lr,
-                                 frame_norm=args.frame_norm)
+        twin, res = train(full_arch, dm, args.minutes, args.seed, progress, batches, tok, net, lr=args.lr)
         keep("full_context_start", full_arch, twin, res, args.minutes, f"from scratch, {args.minutes} min")
         if res.best["wer"] >= UNTRAINED_WER:
             raise SystemExit(f"the full-context twin did not learn in {args.minutes} min (dev WER {res.best['wer']:.3f}): "
                              f"no weights to start the streaming arch from; raise --minutes or lower --lr")
         how = f"from the twin's {args.minutes}-min weights, +{args.stream_minutes} min at lr {CONTINUE_LR:g}"
-        model, res = train(stream_arch, dm, args.stream_minutes, args.seed, progress, batches, tok, init=twin, lr=CONTINUE_LR,
-                           frame_norm=args.frame_norm)
+        model, res = train(stream_arch, dm, args.stream_minutes, args.seed, progress, batches, tok, net, init=twin, lr=CONTINUE_LR)
         keep("streaming", stream_arch, model, res, args.stream_minutes, how)
-        model, res = train(full_arch, dm, args.stream_minutes, args.seed, progress, batches, tok, init=twin, lr=CONTINUE_LR,
-                           frame_norm=args.frame_norm)
+        model, res = train(full_arch, dm, args.stream_minutes, args.seed, progress, batches, tok, net, init=twin, lr=CONTINUE_LR)
         keep("full_context", full_arch, model, res, args.stream_minutes, how)
     train_load = contention.report() if not args.reuse else "not trained in this run (--reuse)"
 

@@ -36,6 +36,7 @@ import yaml
 
 from supernet.config import ConfigError, to_dict
 from supernet.data.tokenizer import CharTokenizer
+from supernet.nn.config import NetConfig
 from supernet.space import Arch, SearchSpace
 from supernet.training.config import FitConfig, load_fit_config
 from supernet.training.data import FitDataModule
@@ -66,21 +67,23 @@ def _expected_cost(cfg: FitConfig, space: SearchSpace, vocab_size: int):
     return ExpectedCost(*latency_cost(_load_lut(cfg, space)))
 
 
+# NetConfig fields that change training only, not what a latency table times
+_TRAINING_ONLY = {"dropout", "ctc_weight", "label_smoothing"}
+
+
 def _load_lut(cfg: FitConfig, space: SearchSpace):
     from supernet.profiling.lut import LatencyLUT
 
     lut = LatencyLUT.load(cfg.hardware.lut, space=space, strict=False)
-    measured = lut.provider_config.get("net", {})
-    ours = dataclasses.asdict(cfg.net)
-    # the settings that change the timed parts' shapes or work (dropout, loss weights do not)
-    differ = [f"{k} {measured[k]!r} (this supernet: {ours[k]!r})" for k in ("subsampler_channels", "frame_norm",
-                                                                          "learnable_filters", "local_window")
-              if k in measured and measured[k] != ours[k]]
-    if measured and "frame_norm" not in measured and not cfg.net.frame_norm:  # tables from before the option: True
-        differ.append(f"frame_norm True (this supernet: {cfg.net.frame_norm!r})")
-    if differ:
-        warnings.warn(f"{cfg.hardware.lut}: measured with {', '.join(differ)}: its latencies are off; rebuild it "
-                      f"with `supernet profile lut --net-from <this fit config>`", stacklevel=2)
+    if "net" in lut.provider_config:
+        # NetConfig(**...) fills options newer than the table with their defaults (what it was timed with)
+        measured = NetConfig(**lut.provider_config["net"])
+        differ = [f"{f.name} {getattr(measured, f.name)!r} (this supernet: {getattr(cfg.net, f.name)!r})"
+                  for f in dataclasses.fields(NetConfig)
+                  if f.name not in _TRAINING_ONLY and getattr(measured, f.name) != getattr(cfg.net, f.name)]
+        if differ:
+            warnings.warn(f"{cfg.hardware.lut}: measured with {', '.join(differ)}: its latencies are off; rebuild "
+                          f"it with `supernet profile lut --net-from <this fit config>`", stacklevel=2)
     return lut
 
 
@@ -376,7 +379,6 @@ def load_supernet(path: str | Path, map_location: str | torch.device = "cpu") ->
         the resolved ``config`` (a :class:`FitConfig`), ``seed``, ``versions`` and training ``state``.
     """
     from supernet.model import SpeechSupernet
-    from supernet.nn.config import NetConfig
 
     ckpt = _read_checkpoint(path)
     meta = dict(ckpt[CKPT_KEY])
