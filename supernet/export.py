@@ -286,7 +286,7 @@ def export_subnet(model: nn.Module, out_dir: str | Path, tokenizer: Any, cfg: Ex
     Args:
         model: the subnet (put in eval mode; its weights are not changed).
         out_dir: the model directory (written atomically: complete or not at all).
-        tokenizer: its CharTokenizer (the vocabulary goes into the metadata).
+        tokenizer: its tokenizer (the vocabulary goes into the metadata).
         cfg: formats, exporter, parity settings.
         force: replace a non-empty ``out_dir``.
         source: recorded in the metadata (e.g. the subnet file).

@@ -35,7 +35,7 @@ class SubnetFile:
 
     Attributes:
         model: the :class:`~supernet.subnet.SubnetModel` (eval mode).
-        tokenizer: its :class:`~supernet.data.tokenizer.CharTokenizer`.
+        tokenizer: its tokenizer (:mod:`supernet.data.tokenizer`).
         extra: everything else stored beside it (``data``, ``source``, ``finetune`` ...).
         path: the file.
     """
@@ -111,7 +111,7 @@ def read_subnet(path: str | Path) -> SubnetFile:
     """
     import torch
 
-    from supernet.data.tokenizer import CharTokenizer, TokenizerError
+    from supernet.data.tokenizer import TokenizerError, tokenizer_from_dict
     from supernet.subnet import load_subnet
 
     path = Path(path)
@@ -124,7 +124,7 @@ def read_subnet(path: str | Path) -> SubnetFile:
         raise ConfigError(f"{path}: the subnet file has no vocabulary (extra['tokenizer']); write it with "
                           "`supernet extract` or supernet.extraction.write_subnet(model, path, tokenizer)")
     try:
-        tokenizer = CharTokenizer.from_dict(extra["tokenizer"])
+        tokenizer = tokenizer_from_dict(extra["tokenizer"])
     except TokenizerError as e:
         raise ConfigError(f"{path}: extra['tokenizer']: {e}") from None
     if tokenizer.vocab_size != model.vocab_size:

@@ -225,14 +225,14 @@ class Recognizer:
     """
 
     def __init__(self, meta: dict[str, Any], run: Runner, backend: str) -> None:
-        from supernet.data.tokenizer import CharTokenizer
+        from supernet.data.tokenizer import tokenizer_from_dict
         from supernet.space import Arch
 
         self.meta = meta
         self.run = run
         self.backend = backend
         self.arch = Arch.from_dict(meta["arch"])
-        self.tokenizer = CharTokenizer.from_dict(meta["tokenizer"])
+        self.tokenizer = tokenizer_from_dict(meta["tokenizer"])
         self.decoder = meta["decoder"]
         f = meta["features"]
         self.sample_rate = int(f["sample_rate"])

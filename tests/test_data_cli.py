@@ -7,7 +7,7 @@ import zipfile
 import pytest
 
 import supernet.cli
-from supernet.data.tokenizer import CharTokenizer
+from supernet.data.tokenizer import CharTokenizer, WordTokenizer
 
 
 @pytest.fixture
@@ -38,6 +38,11 @@ def test_check_mono_error_and_vocab(main, bad_manifest, tmp_path, capsys):
     assert set(out) == set(expected) | {6, 10}
     assert "mono='error' refuses multi-channel audio" in out[6]
     assert "characters not in the vocabulary" in out[10] and "'ü'" in out[10]
+    # A word tokenizer file: the unknown word is named.
+    WordTokenizer(["one", "two"]).save(tmp_path / "words.json")
+    assert main(["data", "check", str(m), "-q", "--vocab", str(tmp_path / "words.json")]) == 1
+    out = {int(x.split(":")[1]): x for x in capsys.readouterr().out.splitlines()}
+    assert "words not in the vocabulary (after normalisation): 'grüße'" in out[10]
 
 
 def test_check_good_manifest_exits_0(main, bad_manifest, tmp_path, capsys):

@@ -93,6 +93,33 @@ def test_datamodule_fsdd(tiny_data_config, tiny_fsdd_config):
     assert dm2.tokenizer == tok
 
 
+def test_datamodule_word_units(tiny_data_config):
+    """`tokenizer: word`: one id per digit word; targets decode to the transcripts; saved with its kind."""
+    import dataclasses
+
+    from supernet.config import config_hash
+    from supernet.data.tokenizer import WordTokenizer
+
+    cfg = dataclasses.replace(tiny_data_config, tokenizer="word")
+    dm = SpeechDataModule(cfg, progress=False)
+    dm.setup("fit")
+    tok = dm.tokenizer
+    assert isinstance(tok, WordTokenizer)
+    assert tok.vocab <= set("zero one two three four five six seven eight nine".split()) and len(tok.vocab) >= 8
+    b = next(iter(dm.train_dataloader()))
+    for i in range(len(b["ids"])):
+        u = b["target_lengths"][i]
+        assert u == len(b["texts"][i].split())  # one target per word
+        assert tok.decode(b["targets"][i, :u].tolist()) == b["texts"][i]
+    dm2 = SpeechDataModule(cfg)
+    dm2.load_state_dict(json.loads(json.dumps(dm.state_dict())))
+    assert dm2.tokenizer == tok
+    # The option stays out of the hash at its default (caches keyed by older configs stay valid).
+    assert config_hash(dataclasses.replace(cfg, tokenizer="char")) == config_hash(tiny_data_config) != config_hash(cfg)
+    with pytest.raises(ValueError, match="tokenizer must be one of char, word, got 'bpe'"):
+        dataclasses.replace(cfg, tokenizer="bpe")
+
+
 def test_datamodule_espeak_per_language_sets(tiny_espeak_config, tiny_espeak_corpus, corpus_cache_dir):
     cfg = DataConfig(corpus="espeak", espeak=tiny_espeak_config, cache_dir=str(corpus_cache_dir), batch_size=4)
     dm = SpeechDataModule(cfg, progress=False)

@@ -134,3 +134,12 @@ def test_import_kaldi(tmp_path, write_wav_file, monkeypatch):
     with pytest.raises(ManifestError, match="segment files are not supported"):
         import_kaldi(d, tmp_path / "m/other.jsonl")
     assert not (tmp_path / "m/other.jsonl").exists()  # nothing written on error
+
+
+def test_check_manifest_with_a_word_vocabulary(bad_manifest):
+    from supernet.data.tokenizer import WordTokenizer
+
+    m, _, _ = bad_manifest
+    problems = {p.line: p.reason for p in check_manifest(m, vocab=WordTokenizer(["one", "two"]))}
+    assert "words not in the vocabulary (after normalisation): 'grüße'" in problems[10]
+    assert 1 not in problems  # "one two" fits

@@ -63,3 +63,49 @@ def test_save_load_and_dict(tmp_path):
         CharTokenizer.load(tmp_path / "bad.json")
     with pytest.raises(TokenizerError, match="not found"):
         CharTokenizer.load(tmp_path / "missing.json")
+
+
+def test_word_tokenizer_round_trip_and_errors(tmp_path):
+    from supernet.data.tokenizer import WordTokenizer, build_tokenizer, load_tokenizer, tokenizer_from_dict
+
+    tok = build_tokenizer("word", ["Three one four!", "one five  nine", "zéro"])
+    assert isinstance(tok, WordTokenizer) and tok.unit == "word"
+    assert tok.tokens == [BLANK, "five", "four", "nine", "one", "three", "zéro"]
+    assert tok.vocab_size == 7 and tok.blank_id == 0
+    ids = tok.encode("Nine, one ZÉRO")
+    assert ids == [3, 4, 6]
+    # CTC output: blanks skipped, words joined by single spaces.
+    assert tok.decode([0, 3, 0, 4, 4, 0, 6]) == "nine one one zéro"
+    assert tok.decode([]) == ""
+    with pytest.raises(TokenizerError, match="out of range"):
+        tok.decode([7])
+    with pytest.raises(TokenizerError, match=r"words not in the vocabulary: 'eight', 'two'.*tokenizer: char"):
+        tok.encode("two one eight")
+    assert tok.unknown("two one eight") == ["eight", "two"]
+    with pytest.raises(TokenizerError, match="no words"):
+        WordTokenizer.build(["...", ""])
+    with pytest.raises(TokenizerError, match="normalised words without spaces"):
+        WordTokenizer(["one two"])
+    with pytest.raises(TokenizerError, match="normalised words without spaces"):
+        WordTokenizer(["One"])
+    with pytest.raises(TokenizerError, match="duplicate"):
+        WordTokenizer(["one", "one"])
+    # Saved and loaded through the kind-dispatching readers; never equal to a char tokenizer.
+    tok.save(tmp_path / "w.json")
+    assert load_tokenizer(tmp_path / "w.json") == tok == tokenizer_from_dict(json.loads(json.dumps(tok.to_dict())))
+    assert WordTokenizer.load(tmp_path / "w.json") == tok
+    char = build_tokenizer("char", ["one"])
+    assert isinstance(load_tokenizer(_saved(char, tmp_path / "c.json")), CharTokenizer)
+    assert char != WordTokenizer(["one"])
+    with pytest.raises(TokenizerError, match="not a word tokenizer"):
+        WordTokenizer.load(tmp_path / "c.json")
+    (tmp_path / "bpe.json").write_text('{"type": "bpe"}')
+    with pytest.raises(TokenizerError, match=r"bpe.json: not a tokenizer dict: 'type' is 'bpe'"):
+        load_tokenizer(tmp_path / "bpe.json")
+    with pytest.raises(TokenizerError, match="unknown tokenizer kind 'bpe'"):
+        build_tokenizer("bpe", ["one"])
+
+
+def _saved(tok, path):
+    tok.save(path)
+    return path

@@ -101,3 +101,23 @@ def test_usage_errors(models, files, capsys, tmp_path):
     assert "--chunk-ms needs --stream" in capsys.readouterr().err
     assert main(["transcribe", str(tmp_path), files[0]]) == 1
     assert "no metadata.json" in capsys.readouterr().err
+
+
+def test_word_tokenizer_travels_with_the_export(models, files, tmp_path, capsys):
+    """A word-unit model: the metadata keeps its kind, and the printed text is vocabulary words."""
+    from supernet.data.tokenizer import WordTokenizer
+
+    words = WordTokenizer("zero one two three four five six seven eight".split())
+    assert words.vocab_size == TOK.vocab_size  # the same random-weight head serves both
+    model, _ = models["full"]
+    d = tmp_path / "words"
+    export_subnet(model, d, words, ExportConfig(formats=("onnx",)))
+    assert Recognizer.load(d).tokenizer == words
+    assert main(["transcribe", str(d), files[0], files[2]]) == 0
+    rows = _lines(capsys.readouterr().out)
+    for path, (_, text) in zip((files[0], files[2]), rows):
+        wave = load_audio(path, 16000)
+        with torch.no_grad():
+            assert text == words.decode(model.transcribe(wave[None], torch.tensor([wave.numel()]))[0])
+        assert set(text.split()) <= words.vocab
+    assert any(text for _, text in rows)

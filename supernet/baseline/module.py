@@ -21,7 +21,7 @@ from supernet.baseline.augment import WaveAugment
 from supernet.baseline.config import BaselineConfig
 from supernet.baseline.models import CTCModel, build_model, count_parameters
 from supernet.data.features import SpecAugment
-from supernet.data.tokenizer import CharTokenizer
+from supernet.data.tokenizer import Tokenizer, tokenizer_from_dict
 from supernet.metrics import ErrorRates, ctc_greedy_decode
 
 __all__ = ["BaselineModule", "load_baseline", "CKPT_KEY"]
@@ -42,7 +42,7 @@ class BaselineModule(L.LightningModule):
     sets, the number model selection and search use); the same under ``test/``.
     """
 
-    def __init__(self, cfg: BaselineConfig, tokenizer: CharTokenizer,
+    def __init__(self, cfg: BaselineConfig, tokenizer: Tokenizer,
                  set_names: dict[str, list[str]] | None = None):
         super().__init__()
         self.cfg = cfg
@@ -208,7 +208,7 @@ def load_baseline(path: str | Path, map_location: str | torch.device = "cpu") ->
         raise ConfigError(f"{path}: not a baseline checkpoint (no '{CKPT_KEY}' entry); "
                           "it must come from `supernet baseline fit`")
     cfg = load_baseline_config(meta["config"])
-    tokenizer = CharTokenizer.from_dict(meta["tokenizer"])
+    tokenizer = tokenizer_from_dict(meta["tokenizer"])
     module = BaselineModule(cfg, tokenizer)
     module.load_state_dict(ckpt["state_dict"])
     return module.eval()

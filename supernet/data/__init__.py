@@ -7,7 +7,7 @@ CLI and small tools do not pay for torch/Lightning unless they need them.
 - :mod:`supernet.data.audio`      ``load_audio`` (soundfile + torchaudio resampling)
 - :mod:`supernet.data.fsdd`       FSDD connected digits (real speech)
 - :mod:`supernet.data.espeak`     built-in multilingual espeak-ng corpus
-- :mod:`supernet.data.tokenizer`  ``normalize_text``, ``CharTokenizer``
+- :mod:`supernet.data.tokenizer`  ``normalize_text``, ``CharTokenizer``, ``WordTokenizer``
 - :mod:`supernet.data.features`   ``FeatureExtractor``, ``SpecAugment``
 - :mod:`supernet.data.datamodule` ``DataConfig``, ``SpeechDataModule``, ``collate``
 """
@@ -23,7 +23,7 @@ _EXPORTS = {
     "corpus": ["CorpusError"],
     "fsdd": ["FSDDConfig", "build_fsdd_corpus", "download_fsdd"],
     "espeak": ["EspeakConfig", "build_espeak_corpus"],
-    "tokenizer": ["normalize_text", "CharTokenizer", "TokenizerError"],
+    "tokenizer": ["normalize_text", "CharTokenizer", "WordTokenizer", "TokenizerError", "load_tokenizer"],
     "features": ["FeatureConfig", "SpecAugmentConfig", "FeatureExtractor", "SpecAugment", "num_frames",
                  "lengths_to_mask"],
     "datamodule": ["DataConfig", "SpeechDataset", "collate", "LengthBucketSampler", "SpeechDataModule"],

@@ -39,10 +39,10 @@ def _print_check(report, show_notes: bool) -> None:
 
 def _check(args: argparse.Namespace) -> int:
     from supernet.data.manifest import inspect_manifest
-    from supernet.data.tokenizer import CharTokenizer
+    from supernet.data.tokenizer import load_tokenizer
 
     try:
-        vocab = CharTokenizer.load(args.vocab).vocab if args.vocab else None
+        vocab = load_tokenizer(args.vocab) if args.vocab else None
         report = inspect_manifest(args.manifest, sample_rate=args.sample_rate, vocab=vocab, mono=args.mono,
                                   progress=not args.quiet)
     except _errors() as e:
@@ -128,7 +128,7 @@ def register(subparsers) -> None:
                                    "Notes (resampling, mixing down) go to stderr.")
     p.add_argument("manifest", help="JSONL manifest")
     p.add_argument("--sample-rate", type=int, default=16000, help="rate training reads audio at (default 16000)")
-    p.add_argument("--vocab", help="tokenizer JSON: also flag characters it cannot encode")
+    p.add_argument("--vocab", help="tokenizer JSON: also flag characters (or words, for a word tokenizer) it cannot encode")
     p.add_argument("--mono", choices=["mix", "error"], default="mix",
                    help="mix: multi-channel audio is averaged (noted); error: it is a problem")
     p.add_argument("--notes", action="store_true", help="list every note, not a summary")

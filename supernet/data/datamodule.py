@@ -24,10 +24,11 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from supernet.config import NEW_OPTION
 from supernet.data.espeak import EspeakConfig
 from supernet.data.fsdd import FSDDConfig
 from supernet.data.manifest import ManifestError, Utterance, inspect_manifest
-from supernet.data.tokenizer import CharTokenizer, normalize_text
+from supernet.data.tokenizer import TOKENIZER_KINDS, Tokenizer, build_tokenizer, normalize_text, tokenizer_from_dict
 
 __all__ = ["DataConfig", "SpeechDataset", "collate", "LengthBucketSampler", "SpeechDataModule"]
 
@@ -55,6 +56,10 @@ class DataConfig:
         skip_bad: train without unusable entries (listed in ``<manifest stem>.skipped.jsonl``)
             instead of refusing to start.
         seed: seed of batch shuffling.
+        tokenizer: output units, built from the training text: "char" (characters; any word
+            they spell) or "word" (one id per training word; for closed vocabularies such as
+            digits, where a greedy decoder then cannot misspell). See
+            :mod:`supernet.data.tokenizer`.
     """
 
     corpus: Literal["espeak", "fsdd", "manifest"] = "espeak"
@@ -72,8 +77,11 @@ class DataConfig:
     mono: Literal["mix", "error"] = "mix"
     skip_bad: bool = False
     seed: int = 0
+    tokenizer: Literal["char", "word"] = field(default="char", metadata=NEW_OPTION)
 
     def __post_init__(self) -> None:
+        if self.tokenizer not in TOKENIZER_KINDS:
+            raise ValueError(f"tokenizer must be one of {', '.join(TOKENIZER_KINDS)}, got {self.tokenizer!r}")
         if self.corpus == "manifest" and (not self.train_manifest or not self.dev_manifests):
             raise ValueError("corpus: manifest needs train_manifest and dev_manifests ({name: path}); "
                              "see configs/data/manifest_example.yaml")
@@ -97,7 +105,7 @@ class SpeechDataset(Dataset):
     Each item: {"audio": (S,) float32, "target": (U,) int64, "text", "lang", "id"}.
     """
 
-    def __init__(self, utterances: Sequence[Utterance], tokenizer: CharTokenizer, sample_rate: int = 16000,
+    def __init__(self, utterances: Sequence[Utterance], tokenizer: Tokenizer, sample_rate: int = 16000,
                  mono: Literal["mix", "error"] = "mix", name: str = "", progress: bool = False):
         from tqdm import tqdm
 
@@ -249,7 +257,7 @@ class SpeechDataModule(L.LightningDataModule):
     are per language ("dev.en", "dev.de", ...), so multilingual scores are a mean over sets.
     """
 
-    def __init__(self, cfg: DataConfig | None = None, tokenizer: CharTokenizer | None = None, progress: bool = True):
+    def __init__(self, cfg: DataConfig | None = None, tokenizer: Tokenizer | None = None, progress: bool = True):
         super().__init__()
         self.cfg = cfg or DataConfig()
         self._tokenizer = tokenizer
@@ -304,7 +312,7 @@ class SpeechDataModule(L.LightningDataModule):
 
     # --------------------------------------------------------------- setup
 
-    def _checked(self, path: Path, vocab: set[str] | None) -> list[Utterance]:
+    def _checked(self, path: Path, vocab: Tokenizer | None) -> list[Utterance]:
         """Usable entries of a manifest; refuses problems unless skip_bad (then lists them)."""
         report = inspect_manifest(path, sample_rate=self.cfg.sample_rate, vocab=vocab, mono=self.cfg.mono)
         if report.problems and not self.cfg.skip_bad:
@@ -337,7 +345,7 @@ class SpeechDataModule(L.LightningDataModule):
         self.skipped[str(path)] = n
         log.warning("skip_bad: skipped %d of %d entries of %s (list: %s)", n, total, path, out)
 
-    def _dataset(self, name: str, vocab: set[str] | None) -> SpeechDataset:
+    def _dataset(self, name: str, vocab: Tokenizer | None) -> SpeechDataset:
         path = self.manifests()[name]
         utts = self._train_utts if name == "train" and self._train_utts is not None else self._checked(path, vocab)
         return SpeechDataset(utts, self.tokenizer, self.cfg.sample_rate, self.cfg.mono, name=name,
@@ -348,8 +356,8 @@ class SpeechDataModule(L.LightningDataModule):
         if self._tokenizer is None:
             # Checked once here; the vocabulary built from it cannot reject any of it later.
             self._train_utts = self._checked(m["train"], None)
-            self._tokenizer = CharTokenizer.build(u.text for u in self._train_utts)
-        vocab = self._tokenizer.vocab
+            self._tokenizer = build_tokenizer(self.cfg.tokenizer, (u.text for u in self._train_utts))
+        vocab = self._tokenizer
         if stage in (None, "fit") and self.train_set is None:
             self.train_set = self._dataset("train", vocab)
         if stage in (None, "fit", "validate") and not self.dev_sets:
@@ -358,7 +366,7 @@ class SpeechDataModule(L.LightningDataModule):
             self.test_sets = {n: self._dataset(n, vocab) for n in self._test_names}
 
     @property
-    def tokenizer(self) -> CharTokenizer:
+    def tokenizer(self) -> Tokenizer:
         if self._tokenizer is None:
             raise RuntimeError("the tokenizer is built in setup(); call setup() first or pass tokenizer=")
         return self._tokenizer
@@ -404,4 +412,4 @@ class SpeechDataModule(L.LightningDataModule):
 
     def load_state_dict(self, state: dict) -> None:
         if "tokenizer" in state:
-            self._tokenizer = CharTokenizer.from_dict(state["tokenizer"])
+            self._tokenizer = tokenizer_from_dict(state["tokenizer"])

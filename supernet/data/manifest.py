@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Iterable, Literal
 
 from supernet.data.audio import AudioError, probe_audio
-from supernet.data.tokenizer import normalize_text
+from supernet.data.tokenizer import CharTokenizer, Tokenizer, normalize_text
 
 __all__ = [
     "Utterance",
@@ -221,19 +221,26 @@ def write_manifest(path: str | Path, utts: Iterable[Utterance], relative: bool =
     return path
 
 
-def _check_text(text: str, vocab: set[str] | None) -> list[str]:
+def _check_text(text: str, vocab: set[str] | Tokenizer | None) -> list[str]:
     if not text.strip():
         return ["empty text (the transcript is blank); add the transcript or remove the entry"]
     norm = normalize_text(text)
     if not norm:
         return [f"empty text after normalisation ({text!r} has no letters or digits)"]
-    if vocab is not None:
-        unknown = sorted(set(norm) - vocab)
-        if unknown:
-            shown = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in unknown)
-            return [f"characters not in the vocabulary (after normalisation): {shown}; fix the transcript "
-                    "or build the tokenizer from training text that contains them"]
-    return []
+    if vocab is None:
+        return []
+    if isinstance(vocab, (set, frozenset)):  # a set of characters
+        vocab = CharTokenizer(sorted(vocab))
+    unknown = vocab.unknown(norm)
+    if not unknown:
+        return []
+    if vocab.unit == "word":
+        return [f"words not in the vocabulary (after normalisation): {', '.join(map(repr, unknown))}; fix the "
+                "transcript, or build the word tokenizer from training text that contains them (or use "
+                "`tokenizer: char`)"]
+    shown = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in unknown)
+    return [f"characters not in the vocabulary (after normalisation): {shown}; fix the transcript "
+            "or build the tokenizer from training text that contains them"]
 
 
 def _check_audio(utt: Utterance, sample_rate: int, mono: str) -> tuple[list[str], list[str]]:
@@ -261,7 +268,7 @@ def _check_audio(utt: Utterance, sample_rate: int, mono: str) -> tuple[list[str]
 def inspect_manifest(
     path: str | Path,
     sample_rate: int = 16000,
-    vocab: set[str] | None = None,
+    vocab: set[str] | Tokenizer | None = None,
     mono: Literal["mix", "error"] = "mix",
     progress: bool = False,
 ) -> ManifestReport:
@@ -269,14 +276,14 @@ def inspect_manifest(
 
     Problems (entry unusable): malformed JSON / missing or ill-typed field, non-UTF-8 bytes,
     duplicate id, missing file, unreadable or truncated audio, zero-length audio, several
-    channels when ``mono="error"``, empty text, characters outside ``vocab`` after normalisation.
+    channels when ``mono="error"``, empty text, characters (or words) outside ``vocab`` after normalisation.
     Notes (entry usable): another sample rate (resampled), several channels with ``mono="mix"``
     (mixed down), manifest duration differing from the audio.
 
     Args:
         path: JSONL manifest.
         sample_rate: the rate training reads audio at.
-        vocab: if given, the characters the tokenizer knows.
+        vocab: if given, the tokenizer the text must fit (or a set of the characters it knows).
         mono: "mix" or "error", as :func:`supernet.data.audio.load_audio`.
         progress: show a progress bar.
     """
@@ -312,7 +319,7 @@ def inspect_manifest(
 def check_manifest(
     path: str | Path,
     sample_rate: int = 16000,
-    vocab: set[str] | None = None,
+    vocab: set[str] | Tokenizer | None = None,
     mono: Literal["mix", "error"] = "mix",
 ) -> list[Problem]:
     """Problems of a manifest, one per unusable line (empty list: every entry is usable).

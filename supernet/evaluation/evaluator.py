@@ -175,7 +175,7 @@ class Evaluator:
         supernet: a trained :class:`~supernet.model.SpeechSupernet`; its weights are only read.
         dev_sets: {name: dataset}, items ``{"audio", "target", "text", "lang", "id"}`` (e.g.
             ``SpeechDataModule.dev_sets``; per-language espeak sets like ``dev.de``).
-        tokenizer: turns decoded ids into text (``CharTokenizer``).
+        tokenizer: turns decoded ids into text (a tokenizer, ``supernet.data.tokenizer``).
         batch_size: utterances per batch.
         max_batch_seconds: also cap padded seconds per batch (bounds memory on long sets).
         costs: ``f(arch) -> {name: number}`` attached to every result (e.g. a latency table's

@@ -26,7 +26,7 @@ from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import DataLoader, Sampler, Subset
 
 from supernet.data.datamodule import DataConfig, LengthBucketSampler, SpeechDataModule, SpeechDataset, collate
-from supernet.data.tokenizer import CharTokenizer
+from supernet.data.tokenizer import Tokenizer
 
 __all__ = ["StreamBatchSampler", "FitDataModule", "split_indices", "batch_size"]
 
@@ -97,7 +97,7 @@ class FitDataModule(L.LightningDataModule):
     """
 
     def __init__(self, cfg: DataConfig, bilevel_fraction: float | None = None, seed: int | None = None,
-                 tokenizer: CharTokenizer | None = None, progress: bool = True) -> None:
+                 tokenizer: Tokenizer | None = None, progress: bool = True) -> None:
         super().__init__()
         self.cfg = cfg
         self.speech = SpeechDataModule(cfg, tokenizer=tokenizer, progress=progress)
@@ -122,7 +122,7 @@ class FitDataModule(L.LightningDataModule):
                 self.train_part, self.arch_part = Subset(ds, keep), Subset(ds, held)
 
     @property
-    def tokenizer(self) -> CharTokenizer:
+    def tokenizer(self) -> Tokenizer:
         return self.speech.tokenizer
 
     @property

@@ -36,7 +36,7 @@ from torch import Tensor
 from supernet.baseline.augment import WaveAugment
 from supernet.config import to_dict
 from supernet.data.features import SpecAugment
-from supernet.data.tokenizer import CharTokenizer
+from supernet.data.tokenizer import Tokenizer
 from supernet.metrics import ErrorRates
 from supernet.space import Arch, SearchSpace
 from supernet.training.alpha import entropy, flatten
@@ -67,7 +67,7 @@ class SupernetModule(L.LightningModule):
         checkpoint_hint: where periodic checkpoints go (named in errors).
     """
 
-    def __init__(self, net: torch.nn.Module, space: SearchSpace, cfg: FitConfig, tokenizer: CharTokenizer,
+    def __init__(self, net: torch.nn.Module, space: SearchSpace, cfg: FitConfig, tokenizer: Tokenizer,
                  strategy: Strategy, set_names: Optional[list[str]] = None, checkpoint_hint: str = "") -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -327,7 +327,7 @@ class SupernetModule(L.LightningModule):
 
 
 @torch.no_grad()
-def transcribe(net: torch.nn.Module, arch: Arch, batch: dict, tokenizer: CharTokenizer) -> list[str]:
+def transcribe(net: torch.nn.Module, arch: Arch, batch: dict, tokenizer: Tokenizer) -> list[str]:
     """Greedy transcripts of ``arch`` (inherited weights) for a batch dict."""
     enc, lengths = net(batch["audio"], batch["audio_lengths"], arch)
     return [tokenizer.decode(ids) for ids in net.decode(enc, lengths, arch)]

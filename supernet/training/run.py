@@ -35,7 +35,7 @@ import torch
 import yaml
 
 from supernet.config import ConfigError, to_dict
-from supernet.data.tokenizer import CharTokenizer
+from supernet.data.tokenizer import Tokenizer, tokenizer_from_dict
 from supernet.nn.config import NetConfig
 from supernet.space import Arch, SearchSpace
 from supernet.training.config import FitConfig, load_fit_config
@@ -87,7 +87,7 @@ def _load_lut(cfg: FitConfig, space: SearchSpace):
     return lut
 
 
-def build_module(cfg: FitConfig, space: SearchSpace, tokenizer: CharTokenizer, set_names: Optional[list[str]] = None,
+def build_module(cfg: FitConfig, space: SearchSpace, tokenizer: Tokenizer, set_names: Optional[list[str]] = None,
                  checkpoint_hint: str = "") -> SupernetModule:
     """The supernet of ``space`` (seeded by ``cfg.seed``) wrapped in a :class:`SupernetModule`."""
     from supernet.model import SpeechSupernet
@@ -261,7 +261,7 @@ def fit(cfg: FitConfig, resume: str | Path | None = None, callbacks: Iterable[L.
     space = SearchSpace.from_yaml(cfg.space)
     tokenizer = None
     if resume is not None or cfg.init_from:  # same token ids as the weights it loads
-        tokenizer = CharTokenizer.from_dict(_read_checkpoint(resume or cfg.init_from)[CKPT_KEY]["tokenizer"])
+        tokenizer = tokenizer_from_dict(_read_checkpoint(resume or cfg.init_from)[CKPT_KEY]["tokenizer"])
     dm = FitDataModule(cfg.data, cfg.bilevel.arch_fraction if cfg.bilevel_strategy else None, seed=cfg.seed,
                        tokenizer=tokenizer, progress=cfg.trainer.progress)
     dm.prepare_data()
@@ -337,7 +337,7 @@ def derive_all(cfg: FitConfig, space: SearchSpace, module: SupernetModule) -> di
 
 
 @torch.no_grad()
-def evaluate_archs(net: torch.nn.Module, archs: dict[str, Arch], loaders: list, names: list[str], tokenizer: CharTokenizer,
+def evaluate_archs(net: torch.nn.Module, archs: dict[str, Arch], loaders: list, names: list[str], tokenizer: Tokenizer,
                    limit_batches: Optional[int] = None) -> dict[str, Any]:
     """Dev WER/CER per path and set with inherited weights: ``{path: {set: {wer, cer}, "wer": mean}}``."""
     from supernet.metrics import ErrorRates
@@ -371,11 +371,11 @@ def _read_checkpoint(path: str | Path) -> dict:
     return ckpt
 
 
-def load_supernet(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[Any, SearchSpace, CharTokenizer, dict]:
+def load_supernet(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[Any, SearchSpace, Tokenizer, dict]:
     """Rebuild a trained supernet from a ``supernet fit`` checkpoint alone.
 
     Returns:
-        (SpeechSupernet in eval mode, SearchSpace, CharTokenizer, metadata) where metadata holds
+        (SpeechSupernet in eval mode, SearchSpace, Tokenizer, metadata) where metadata holds
         the resolved ``config`` (a :class:`FitConfig`), ``seed``, ``versions`` and training ``state``.
     """
     from supernet.model import SpeechSupernet
@@ -383,7 +383,7 @@ def load_supernet(path: str | Path, map_location: str | torch.device = "cpu") ->
     ckpt = _read_checkpoint(path)
     meta = dict(ckpt[CKPT_KEY])
     space = SearchSpace.from_dict(meta["space"], where=f"{path} (space)")
-    tokenizer = CharTokenizer.from_dict(meta["tokenizer"])
+    tokenizer = tokenizer_from_dict(meta["tokenizer"])
     cfg = load_fit_config(meta["config"])
     net = SpeechSupernet.from_space(space, tokenizer.vocab_size, net=NetConfig(**dataclasses.asdict(cfg.net)))
     net.load_state_dict({k[len("net."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}, strict=True)
