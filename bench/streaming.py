@@ -30,6 +30,11 @@ The dev utterances are held-in speakers' held-out takes. Writes bench/results/st
 Usage:
     OMP_NUM_THREADS=2 .venv/bin/python bench/streaming.py [--minutes 8] [--stream-minutes 4] [--dev-utts 100]
     OMP_NUM_THREADS=2 .venv/bin/python bench/streaming.py --from-scratch --minutes 10 --name streaming_from_scratch
+    OMP_NUM_THREADS=2 .venv/bin/python bench/streaming.py --twin runs/bench/streaming-<time>  # skip the twin's 8 minutes
+
+How the streaming arch's convolutions use the twin's kernels is ``--causal-conv`` (``NetConfig.causal_conv``):
+``mask`` (default) keeps each past tap's offset; ``shift``, which sessions 1-6 measured, moves the
+whole kernel into the past.
 """
 
 from __future__ import annotations
@@ -62,12 +67,12 @@ SCRATCH_LR = 1e-3
 CONTINUE_LR = 1e-3  # from the twin's weights: the same warm-up + cosine over --stream-minutes
 
 
-def net_config(frame_norm: bool = False):
+def net_config(frame_norm: bool = False, causal_conv: str = "mask"):
     """The archs' fixed hyper-parameters (as the shipped fit configs: 64 subsampler channels, no
-    per-frame LayerNorm unless ``frame_norm``)."""
+    per-frame LayerNorm unless ``frame_norm``, causal convolutions per ``causal_conv``)."""
     from supernet.nn.config import NetConfig
 
-    return NetConfig(dropout=0.05, subsampler_channels=64, frame_norm=frame_norm)
+    return NetConfig(dropout=0.05, subsampler_channels=64, frame_norm=frame_norm, causal_conv=causal_conv)
 
 
 def train(arch, dm, minutes: float, seed: int, progress: bool, batches, tokenizer, net, init=None, lr: float = SCRATCH_LR):
@@ -108,6 +113,12 @@ def main(argv=None) -> int:
     ap.add_argument("--from-scratch", action="store_true", help="train both archs from scratch for --minutes each (no warm start)")
     ap.add_argument("--frame-norm", action="store_true",
                     help="build the archs with NetConfig.frame_norm (per-frame LayerNorm, as sessions 1-5 measured)")
+    ap.add_argument("--causal-conv", choices=["shift", "mask"], default="mask",
+                    help="how the streaming arch's convolutions use the twin's kernels (NetConfig.causal_conv; "
+                         "sessions 1-6 measured shift)")
+    ap.add_argument("--twin", type=Path, default=None, metavar="RUN_DIR",
+                    help="start from the full-context twin an earlier run trained from scratch "
+                         "(RUN_DIR/full_context_start.pt) instead of training it again for --minutes")
     ap.add_argument("--train-threads", type=int, default=2)
     ap.add_argument("--dev-utts", type=int, default=100, help="dev utterances streamed and scored")
     ap.add_argument("--data", type=Path, default=ROOT / "configs/data/fsdd.yaml")
@@ -143,7 +154,7 @@ def main(argv=None) -> int:
     contention = Contention(args.train_threads)
 
     models, training = {}, {}
-    net = net_config(args.frame_norm)
+    net = net_config(args.frame_norm, args.causal_conv)
     stream_arch, full_arch = mobile_arch(), mobile_arch(0, None)
 
     def keep(key, arch, model, res, minutes, how):
@@ -163,11 +174,19 @@ def main(argv=None) -> int:
             model, res = train(arch, dm, args.minutes, args.seed, progress, batches, tok, net, lr=args.lr)
             keep(key, arch, model, res, args.minutes, f"from scratch, {args.minutes} min")
     else:
-        twin, res = train(full_arch, dm, args.minutes, args.seed, progress, batches, tok, net, lr=args.lr)
-        keep("full_context_start", full_arch, twin, res, args.minutes, f"from scratch, {args.minutes} min")
-        if res.best["wer"] >= UNTRAINED_WER:
-            raise SystemExit(f"the full-context twin did not learn in {args.minutes} min (dev WER {res.best['wer']:.3f}): "
-                             f"no weights to start the streaming arch from; raise --minutes or lower --lr")
+        if args.twin:
+            sub = read_subnet(args.twin / "full_context_start.pt")
+            if sub.tokenizer != tok or sub.model.arch != full_arch or replace(sub.model.net, causal_conv=net.causal_conv) != net:
+                raise SystemExit(f"{args.twin / 'full_context_start.pt'}: another arch, vocabulary or net than this "
+                                 "benchmark's (a full-context twin does not depend on causal_conv; everything else must match)")
+            twin, training["full_context_start"] = sub.model, {**sub.extra.get("bench", {}), "from": str(args.twin)}
+            args.minutes = training["full_context_start"].get("budget_minutes", args.minutes)
+        else:
+            twin, res = train(full_arch, dm, args.minutes, args.seed, progress, batches, tok, net, lr=args.lr)
+            keep("full_context_start", full_arch, twin, res, args.minutes, f"from scratch, {args.minutes} min")
+            if res.best["wer"] >= UNTRAINED_WER:
+                raise SystemExit(f"the full-context twin did not learn in {args.minutes} min (dev WER {res.best['wer']:.3f}): "
+                                 f"no weights to start the streaming arch from; raise --minutes or lower --lr")
         how = f"from the twin's {args.minutes}-min weights, +{args.stream_minutes} min at lr {CONTINUE_LR:g}"
         model, res = train(stream_arch, dm, args.stream_minutes, args.seed, progress, batches, tok, net, init=twin, lr=CONTINUE_LR)
         keep("streaming", stream_arch, model, res, args.stream_minutes, how)
@@ -216,6 +235,7 @@ def main(argv=None) -> int:
     }
     path = write_result(args.name, payload, config={"minutes": args.minutes, "stream_minutes": args.stream_minutes,
                                                     "from_scratch": args.from_scratch, "dev_utts": args.dev_utts,
+                                                    "causal_conv": args.causal_conv, "twin": str(args.twin) if args.twin else None,
                                                     "seed": args.seed, "data": str(args.data)}, seed=args.seed)
     print(f"streaming WER {ev.wer:.3f} (whole-utterance {ev.full_wer:.3f}), full-context twin {full_context_wer:.3f}, "
           f"ratio {ratio:.2f}; per 160 ms piece: median {ev.step_ms['median']:.1f} ms wall / {ev.step_cpu_ms['median']:.1f} ms cpu, "

@@ -65,6 +65,42 @@ def test_streaming_unit_ignores_later_chunks(kind, choice):
     assert (a[:, 8:] - b[:, 8:]).abs().max() > 1e-4
 
 
+@pytest.mark.parametrize("kind", ["conv", "convse"])
+def test_causal_conv_modes(kind):
+    """``causal_conv``: "mask" is the centred convolution with its future taps zeroed (every past tap
+    keeps its offset); "shift" moves the whole kernel into the past. Both ignore the future."""
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    k, T = 5, 10
+    x = torch.randn(1, T, D)
+    args = (torch.ones(1, T, dtype=torch.bool), None, torch.tensor([T]))
+    cls, kw = unit_spec(kind, D, False, NET, kernel=k)
+    full = cls(**kw).eval()
+    units = {}
+    for mode in ("shift", "mask"):
+        cls, kw = unit_spec(kind, D, True, replace(NET, causal_conv=mode), kernel=k)
+        assert kw["causal_mode"] == mode
+        units[mode] = cls(**kw).eval()
+        units[mode].load_state_dict(full.state_dict())  # the same weights serve every mode
+    zeroed = cls(**{**kw, "causal": False}).eval()
+    zeroed.load_state_dict(full.state_dict())
+    with torch.no_grad():
+        for name, p in zeroed.named_parameters():
+            if p.dim() == 3:  # depthwise kernels: drop the taps that look ahead
+                p[:, :, k // 2 + 1:] = 0.0
+        masked, shifted, centred = units["mask"](x, *args), units["shift"](x, *args), zeroed(x, *args)
+        if kind == "conv":  # (the cnn block's SE context is a running mean when causal, so only conv compares)
+            assert (masked - centred).abs().max() < 1e-5
+        assert (shifted - masked).abs().max() > 1e-3
+        later = x.clone()
+        later[:, 6:] += torch.randn(1, 4, D)
+        for unit in units.values():
+            assert (unit(later, *args)[:, :6] - unit(x, *args)[:, :6]).abs().max() < 1e-6
+    with pytest.raises(ValueError, match="causal_conv must be 'shift' or 'mask'"):
+        NetConfig(causal_conv="future")
+
+
 def test_full_context_attention_sees_everything_but_local_sees_a_window():
     T = 12
     x = torch.randn(1, T, D)

@@ -97,6 +97,25 @@ def test_chunkwise_outputs_equal_full_forward(supernet, decoder, chunk_ms):
         assert all(want.startswith(t) for t in texts)
 
 
+def test_masked_causal_convolutions_stream_exactly():
+    """``causal_conv: mask`` (past taps of the centred kernel): chunk by chunk equals the full forward."""
+    torch.manual_seed(0)
+    net = SpeechSupernet.from_space(SearchSpace.from_dict(SPACE), TOK.vocab_size,
+                                    NetConfig(dropout=0.0, subsampler_channels=16, learnable_filters=16,
+                                              causal_conv="mask")).eval()
+    model = extract(net, ARCHS["ctc"]).eval()
+    rec = Recognizer.from_model(model, TOK)
+    wave = _wave(20011, seed=3)
+    session = StreamingSession(rec, record=True)
+    for i in range(0, wave.numel(), 160 * 16):
+        session.accept(wave[i: i + 160 * 16])
+    session.finish()
+    full = rec.encode(*rec.features(wave[None], torch.tensor([wave.numel()])))
+    got = session.emitted_outputs()
+    assert all((got[name] - full[name]).abs().max().item() <= 1e-5 for name in got)
+    assert session.text == rec.transcribe([wave])[0]
+
+
 def test_streaming_with_onnx_model(supernet, tmp_path):
     from supernet.export import ExportConfig, export_subnet
 

@@ -330,3 +330,27 @@ def test_frame_norm_off_keeps_frame_energy_and_extracts_exactly(space, tmp_path)
     assert config_hash(NetConfig()) != config_hash(NetConfig(frame_norm=False))
     with pytest.raises(ValueError, match="frame_norm"):
         NetConfig(frame_norm="no")
+
+
+def test_masked_causal_conv_extracts_exactly(space):
+    """``NetConfig.causal_conv="mask"``: streaming archs (elastic kernels sliced, then their future
+    taps dropped) extract exactly; full-context archs are unchanged; the option stays out of the
+    hash at its default."""
+    from supernet.config import config_hash, hash_view
+
+    torch.manual_seed(0)
+    shift = SpeechSupernet.from_space(space, VOCAB, NetConfig(dropout=0.0, local_window=3)).eval()
+    net = SpeechSupernet.from_space(space, VOCAB, NetConfig(dropout=0.0, local_window=3, causal_conv="mask")).eval()
+    net.load_state_dict(shift.state_dict())
+    audio, lengths, _, _ = _batch(2)
+    streaming = [a for a in _archs(space) if a.chunk and any(l.kernel for l in a.layers)][:4]
+    full = [a for a in _archs(space) if not a.chunk and any(l.kernel for l in a.layers)][:2]
+    assert streaming and full
+    with torch.no_grad():
+        for arch in streaming + full:
+            out = net(audio, lengths, arch)[0]
+            assert _close(out, extract(net, arch)(audio, lengths)[0]) <= ATOL, arch.describe()
+            same = _close(out, shift(audio, lengths, arch)[0]) <= ATOL
+            assert same == (arch.chunk == 0), arch.describe()
+    assert "causal_conv" not in hash_view(NetConfig())
+    assert config_hash(NetConfig()) != config_hash(NetConfig(causal_conv="mask"))

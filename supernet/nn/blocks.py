@@ -67,10 +67,11 @@ def unit_spec(kind: str, width: int, causal: bool, net: NetConfig, *, attention:
             kw["window"] = net.local_window
         return ATTENTION_CLASSES[name], kw
     if kind == "conv":
-        return ConvModule, {"d_model": width, "kernel": _need(kernel, "kernel", kind), "causal": causal, "dropout": p}
+        return ConvModule, {"d_model": width, "kernel": _need(kernel, "kernel", kind), "causal": causal, "dropout": p,
+                            "causal_mode": net.causal_conv}
     if kind == "convse":
         return ConvSE, {"d_model": width, "kernel": _need(kernel, "kernel", kind), "causal": causal, "dropout": p,
-                        "se_reduction": net.se_reduction}
+                        "se_reduction": net.se_reduction, "causal_mode": net.causal_conv}
     if kind == "lstm":
         return LSTMUnit, {"d_model": width, "dropout": p}
     if kind == "blstm":

@@ -8,6 +8,7 @@ shapes, so parameter counts (``supernet.nn.params``) and saved subnets record it
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from supernet.config import NEW_OPTION
 
@@ -38,6 +39,12 @@ class NetConfig:
             a w144 x 4 conformer subnet sat on the CTC blank plateau for 500 steps at lr 2e-3
             (100 % dev WER); without it, it was at 49 % after 400 (docs/training.md). The default stays True
             so that saved subnets and cached rank-check references keep their meaning.
+        causal_conv: how a streaming arch's convolutions use the kernel the full-context archs
+            train (``supernet.nn.convolution``): "shift" moves the whole kernel into the past, so
+            each tap looks at another offset than it learned; "mask" (recommended, every shipped
+            fit config sets it) drops the future taps and keeps each past tap's offset, so the
+            streaming archs inherit weights that mean the same thing. The default stays "shift"
+            for saved subnets.
     """
 
     sample_rate: int = 16000
@@ -53,6 +60,7 @@ class NetConfig:
     label_smoothing: float = 0.1
     max_symbols: int = 5
     frame_norm: bool = field(default=True, metadata=NEW_OPTION)
+    causal_conv: Literal["shift", "mask"] = field(default="shift", metadata=NEW_OPTION)
 
     def __post_init__(self) -> None:
         for name in ("sample_rate", "subsampler_channels", "learnable_filters", "local_window", "se_reduction",
@@ -60,6 +68,8 @@ class NetConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"NetConfig.{name} must be an integer >= 1, got {v!r}")
+        if self.causal_conv not in ("shift", "mask"):
+            raise ValueError(f"NetConfig.causal_conv must be 'shift' or 'mask', got {self.causal_conv!r}")
         if not isinstance(self.frame_norm, bool):
             raise ValueError(f"NetConfig.frame_norm must be true or false, got {self.frame_norm!r}")
         if not 0.0 <= self.dropout < 1.0:

@@ -3,9 +3,19 @@
 Both use LayerNorm where the originals use BatchNorm: batch statistics would make a subnet's
 output depend on which other subnets were trained and on the batch, which breaks evaluation with
 inherited weights and exact extraction. Depthwise convolutions are centred (full context) or
-causal (streaming: frame t sees frames t-k+1..t); the same weights serve both. A smaller kernel
-is the centre of the largest one (``supernet.nn.elastic``). Padded frames are zeroed before each
-convolution so they never leak into valid ones.
+causal (streaming); the same weights serve both. How a causal convolution uses the centred
+kernel is ``NetConfig.causal_conv``:
+
+- ``shift``: the whole kernel moves into the past (frame t sees frames t-k+1..t). Tap j, which
+  looks (k-1)/2 - j frames back in the full-context arch, looks (k-1) - j frames back here, so a
+  streaming arch inherits weights that meant something else.
+- ``mask``: the future taps are dropped (frame t sees t-(k-1)/2..t through taps 0..(k-1)/2).
+  Every kept tap looks at the same offset as in the full-context arch, so streaming and
+  full-context archs share what the weights mean, as dual-mode ASR does (Yu et al., 2021); it
+  costs half the taps and half the left context.
+
+A smaller kernel is the centre of the largest one (``supernet.nn.elastic``). Padded frames are
+zeroed before each convolution so they never leak into valid ones.
 """
 
 from __future__ import annotations
@@ -16,7 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["ConvModule", "ConvSE", "pad_for_conv"]
+__all__ = ["ConvModule", "ConvSE", "pad_for_conv", "depthwise_conv", "CAUSAL_CONV_MODES"]
+
+CAUSAL_CONV_MODES = ("shift", "mask")
 
 
 def pad_for_conv(x: Tensor, mask: Tensor, kernel: int, causal: bool) -> Tensor:
@@ -37,6 +49,26 @@ def pad_for_conv(x: Tensor, mask: Tensor, kernel: int, causal: bool) -> Tensor:
     return F.pad(h, [(kernel - 1) // 2, (kernel - 1) // 2])
 
 
+def depthwise_conv(x: Tensor, mask: Tensor, weight: Tensor, bias: Optional[Tensor], kernel: int, causal: bool,
+                   causal_mode: str = "shift") -> Tensor:
+    """Depthwise convolution of ``x`` (B, T, D) -> (B, D, T) by ``weight`` (D, 1, kernel), padded
+    frames zeroed first (takes tensors, not the module, so that TorchScript can script it).
+
+    Centred unless ``causal``; causal per ``causal_mode`` (module docstring): "shift" pads k-1
+    frames on the left; "mask" keeps the centre and past taps of the same weight.
+    """
+    if causal and causal_mode == "mask":
+        half = (kernel - 1) // 2
+        h = F.pad(x.masked_fill(~mask[:, :, None], 0.0).transpose(1, 2), [half, 0])
+        return F.conv1d(h, weight[:, :, : half + 1], bias, groups=weight.size(0))
+    return F.conv1d(pad_for_conv(x, mask, kernel, causal), weight, bias, groups=weight.size(0))
+
+
+def _check_mode(causal_mode: str) -> None:
+    if causal_mode not in CAUSAL_CONV_MODES:
+        raise ValueError(f"causal_mode must be one of {', '.join(CAUSAL_CONV_MODES)}, got {causal_mode!r}")
+
+
 def _check_kernel(kernel: int) -> None:
     if kernel < 1 or kernel % 2 == 0:
         raise ValueError(f"kernel must be odd and >= 1 (a centred kernel), got {kernel}")
@@ -52,18 +84,22 @@ class ConvModule(nn.Module):
     Args:
         d_model: width D.
         kernel: depthwise kernel size (odd).
-        causal: streaming (left-padded) convolution.
+        causal: streaming convolution.
         dropout: output dropout.
+        causal_mode: how a causal convolution uses the kernel, "shift" or "mask" (module docstring).
 
     Shapes:
         forward(x (B, T, D), mask (B, T), attn_mask, lengths (B,)) -> (B, T, D)
     """
 
-    def __init__(self, d_model: int, kernel: int, causal: bool = False, dropout: float = 0.0) -> None:
+    def __init__(self, d_model: int, kernel: int, causal: bool = False, dropout: float = 0.0,
+                 causal_mode: str = "shift") -> None:
         super().__init__()
         _check_kernel(kernel)
+        _check_mode(causal_mode)
         self.kernel = kernel
         self.causal = causal
+        self.causal_mode = causal_mode
         self.norm = nn.LayerNorm(d_model)
         self.value = nn.Linear(d_model, d_model)
         self.gate = nn.Linear(d_model, d_model)
@@ -75,7 +111,8 @@ class ConvModule(nn.Module):
     def forward(self, x: Tensor, mask: Tensor, attn_mask: Optional[Tensor], lengths: Tensor) -> Tensor:
         h = self.norm(x)
         h = self.value(h) * torch.sigmoid(self.gate(h))
-        h = self.depthwise(pad_for_conv(h, mask, self.kernel, self.causal)).transpose(1, 2)
+        h = depthwise_conv(h, mask, self.depthwise.weight, self.depthwise.bias, self.kernel, self.causal,
+                           self.causal_mode).transpose(1, 2)
         return self.dropout(self.pointwise(F.silu(self.conv_norm(h))))
 
 
@@ -93,17 +130,20 @@ class ConvSE(nn.Module):
         causal: streaming convolutions and running-mean SE.
         dropout: output dropout.
         se_reduction: SE bottleneck is D // se_reduction.
+        causal_mode: how a causal convolution uses the kernels, "shift" or "mask" (module docstring).
 
     Shapes:
         forward(x (B, T, D), mask (B, T), attn_mask, lengths (B,)) -> (B, T, D)
     """
 
     def __init__(self, d_model: int, kernel: int, causal: bool = False, dropout: float = 0.0,
-                 se_reduction: int = 8) -> None:
+                 se_reduction: int = 8, causal_mode: str = "shift") -> None:
         super().__init__()
         _check_kernel(kernel)
+        _check_mode(causal_mode)
         self.kernel = kernel
         self.causal = causal
+        self.causal_mode = causal_mode
         self.norm = nn.LayerNorm(d_model)
         self.dw1 = nn.Conv1d(d_model, d_model, kernel, groups=d_model)
         self.pw1 = nn.Linear(d_model, d_model)
@@ -118,8 +158,10 @@ class ConvSE(nn.Module):
 
     def forward(self, x: Tensor, mask: Tensor, attn_mask: Optional[Tensor], lengths: Tensor) -> Tensor:
         h = self.norm(x)
-        h = F.silu(self.norm1(self.pw1(self.dw1(pad_for_conv(h, mask, self.kernel, self.causal)).transpose(1, 2))))
-        h = F.silu(self.norm2(self.pw2(self.dw2(pad_for_conv(h, mask, self.kernel, self.causal)).transpose(1, 2))))
+        h = depthwise_conv(h, mask, self.dw1.weight, self.dw1.bias, self.kernel, self.causal, self.causal_mode)
+        h = F.silu(self.norm1(self.pw1(h.transpose(1, 2))))
+        h = depthwise_conv(h, mask, self.dw2.weight, self.dw2.bias, self.kernel, self.causal, self.causal_mode)
+        h = F.silu(self.norm2(self.pw2(h.transpose(1, 2))))
         m = mask[:, :, None].to(h.dtype)
         if self.causal:
             context = torch.cumsum(h * m, dim=1) / torch.cumsum(m, dim=1).clamp(min=1.0)
