@@ -312,9 +312,9 @@ class SpeechDataModule(L.LightningDataModule):
 
     # --------------------------------------------------------------- setup
 
-    def _checked(self, path: Path, vocab: Tokenizer | None) -> list[Utterance]:
+    def _checked(self, path: Path, tokenizer: Tokenizer | None) -> list[Utterance]:
         """Usable entries of a manifest; refuses problems unless skip_bad (then lists them)."""
-        report = inspect_manifest(path, sample_rate=self.cfg.sample_rate, vocab=vocab, mono=self.cfg.mono)
+        report = inspect_manifest(path, sample_rate=self.cfg.sample_rate, vocab=tokenizer, mono=self.cfg.mono)
         if report.problems and not self.cfg.skip_bad:
             n = len(report.problems)
             lines = "\n".join(str(p) for p in report.problems[:50])
@@ -345,9 +345,9 @@ class SpeechDataModule(L.LightningDataModule):
         self.skipped[str(path)] = n
         log.warning("skip_bad: skipped %d of %d entries of %s (list: %s)", n, total, path, out)
 
-    def _dataset(self, name: str, vocab: Tokenizer | None) -> SpeechDataset:
+    def _dataset(self, name: str) -> SpeechDataset:
         path = self.manifests()[name]
-        utts = self._train_utts if name == "train" and self._train_utts is not None else self._checked(path, vocab)
+        utts = self._train_utts if name == "train" and self._train_utts is not None else self._checked(path, self.tokenizer)
         return SpeechDataset(utts, self.tokenizer, self.cfg.sample_rate, self.cfg.mono, name=name,
                              progress=self.progress and len(utts) > 200)
 
@@ -357,13 +357,12 @@ class SpeechDataModule(L.LightningDataModule):
             # Checked once here; the vocabulary built from it cannot reject any of it later.
             self._train_utts = self._checked(m["train"], None)
             self._tokenizer = build_tokenizer(self.cfg.tokenizer, (u.text for u in self._train_utts))
-        vocab = self._tokenizer
         if stage in (None, "fit") and self.train_set is None:
-            self.train_set = self._dataset("train", vocab)
+            self.train_set = self._dataset("train")
         if stage in (None, "fit", "validate") and not self.dev_sets:
-            self.dev_sets = {n: self._dataset(n, vocab) for n in self._dev_names}
+            self.dev_sets = {n: self._dataset(n) for n in self._dev_names}
         if stage in (None, "test") and not self.test_sets:
-            self.test_sets = {n: self._dataset(n, vocab) for n in self._test_names}
+            self.test_sets = {n: self._dataset(n) for n in self._test_names}
 
     @property
     def tokenizer(self) -> Tokenizer:

@@ -221,26 +221,18 @@ def write_manifest(path: str | Path, utts: Iterable[Utterance], relative: bool =
     return path
 
 
-def _check_text(text: str, vocab: set[str] | Tokenizer | None) -> list[str]:
+def _check_text(text: str, tokenizer: Tokenizer | None) -> list[str]:
     if not text.strip():
         return ["empty text (the transcript is blank); add the transcript or remove the entry"]
     norm = normalize_text(text)
     if not norm:
         return [f"empty text after normalisation ({text!r} has no letters or digits)"]
-    if vocab is None:
+    if tokenizer is None or not tokenizer.unknown(norm):
         return []
-    if isinstance(vocab, (set, frozenset)):  # a set of characters
-        vocab = CharTokenizer(sorted(vocab))
-    unknown = vocab.unknown(norm)
-    if not unknown:
-        return []
-    if vocab.unit == "word":
-        return [f"words not in the vocabulary (after normalisation): {', '.join(map(repr, unknown))}; fix the "
-                "transcript, or build the word tokenizer from training text that contains them (or use "
-                "`tokenizer: char`)"]
-    shown = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in unknown)
-    return [f"characters not in the vocabulary (after normalisation): {shown}; fix the transcript "
-            "or build the tokenizer from training text that contains them"]
+    fix = ("fix the transcript, or build the word tokenizer from training text that contains them (or use "
+           "`tokenizer: char`)" if tokenizer.unit == "word" else
+           "fix the transcript or build the tokenizer from training text that contains them")
+    return [f"{tokenizer.unit}s not in the vocabulary (after normalisation): {tokenizer.describe_unknown(norm)}; {fix}"]
 
 
 def _check_audio(utt: Utterance, sample_rate: int, mono: str) -> tuple[list[str], list[str]]:
@@ -289,6 +281,7 @@ def inspect_manifest(
     """
     if mono not in ("mix", "error"):
         raise ValueError(f"mono must be 'mix' or 'error', got {mono!r}")
+    tokenizer = CharTokenizer(sorted(vocab)) if isinstance(vocab, (set, frozenset)) else vocab
     path = Path(path)
     report = ManifestReport(path=path)
     seen: dict[str, int] = {}
@@ -305,7 +298,7 @@ def inspect_manifest(
                 reasons.append(f"duplicate id {utt.id!r} (first on line {seen[utt.id]}); ids must be unique")
             seen.setdefault(utt.id, lineno)
             audio_problems, notes = _check_audio(utt, sample_rate, mono)
-            reasons += audio_problems + _check_text(utt.text, vocab)
+            reasons += audio_problems + _check_text(utt.text, tokenizer)
         file = utt.audio_filepath if utt is not None else "-"
         if reasons:
             report.problems.append(Problem(lineno, file, "; ".join(reasons), str(path)))

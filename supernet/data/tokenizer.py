@@ -70,7 +70,122 @@ def normalize_text(s: str) -> str:
     return _SPACES.sub(" ", "".join(out)).strip()
 
 
-class CharTokenizer:
+class _UnitTokenizer:
+    """What both tokenizers share: units <-> ids with the CTC blank at id 0, JSON round trip.
+
+    A subclass names its ``kind`` (the dict's "type"), ``unit``, the dict key of its units, how
+    normalised text splits into units (``_split``) and joins back (``_sep``), which entries are
+    valid units (``_valid``) and how an unknown unit is shown (``_show``).
+    """
+
+    blank_id = 0
+    kind = ""           # "type" in to_dict
+    unit = ""           # "character" / "word", in messages
+    _key = ""           # to_dict key of the units
+    _sep = ""           # joins decoded units
+    _requirement = ""   # what a valid unit is, in messages
+    _fix = ""           # how to fix an unknown unit, in messages
+
+    def __init__(self, units: Sequence[str]):
+        units = list(units)
+        bad = [u for u in units if not isinstance(u, str) or not self._valid(u)]
+        if bad:
+            raise TokenizerError(f"vocabulary entries must be {self._requirement}, got {bad[:5]!r}")
+        if len(set(units)) != len(units):
+            raise TokenizerError(f"vocabulary has duplicate {self.unit}s")
+        self._units = units
+        self._index = {u: i + 1 for i, u in enumerate(units)}
+
+    @staticmethod
+    def _valid(u: str) -> bool:
+        raise NotImplementedError
+
+    @staticmethod
+    def _split(text: str) -> list[str]:
+        raise NotImplementedError
+
+    @staticmethod
+    def _show(u: str) -> str:
+        return repr(u)
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of ids including the blank."""
+        return len(self._units) + 1
+
+    @property
+    def vocab(self) -> set[str]:
+        """The set of units that can be encoded (the blank excluded)."""
+        return set(self._units)
+
+    @property
+    def tokens(self) -> list[str]:
+        """Token string per id: ``tokens[0]`` is the blank."""
+        return [BLANK, *self._units]
+
+    def unknown(self, text: str) -> list[str]:
+        """The units of normalised ``text`` that this vocabulary cannot encode, sorted."""
+        return sorted(set(self._split(text)) - set(self._index))
+
+    def describe_unknown(self, text: str) -> str:
+        """The units of normalised ``text`` this vocabulary lacks, as error messages show them."""
+        return ", ".join(map(self._show, self.unknown(text)))
+
+    def encode(self, text: str, normalize: bool = True) -> list[int]:
+        """Text -> ids (no blank). Unknown units raise :class:`TokenizerError` naming them.
+
+        Args:
+            text: transcript; normalised first unless ``normalize=False``.
+        """
+        if normalize:
+            text = normalize_text(text)
+        try:
+            return [self._index[u] for u in self._split(text)]
+        except KeyError:
+            raise TokenizerError(f"text {text!r} has {self.unit}s not in the vocabulary: "
+                                 f"{self.describe_unknown(text)}; {self._fix}") from None
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Ids -> text; blanks are skipped (CTC collapsing of repeats is the decoder's job)."""
+        out = []
+        for i in ids:
+            i = int(i)
+            if i == self.blank_id:
+                continue
+            if not 0 < i < self.vocab_size:
+                raise TokenizerError(f"id {i} out of range for a vocabulary of size {self.vocab_size}")
+            out.append(self._units[i - 1])
+        return self._sep.join(out)
+
+    def to_dict(self) -> dict:
+        return {"type": self.kind, "version": 1, "blank": BLANK, self._key: list(self._units)}
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        if not isinstance(d, dict) or d.get("type") != cls.kind or not isinstance(d.get(cls._key), list):
+            raise TokenizerError(
+                f"not a {cls.unit} tokenizer dict: expected {{'type': '{cls.kind}', '{cls._key}': [...]}} "
+                f"(as written by {cls.__name__}.save / to_dict)"
+            )
+        return cls(d[cls._key])
+
+    def save(self, path: str | Path) -> None:
+        from supernet.utils import atomic_write_text
+
+        atomic_write_text(path, json.dumps(self.to_dict(), ensure_ascii=False, indent=1) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path):
+        return _load(path, cls.from_dict)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self._units == other._units
+
+    def __hash__(self) -> int:
+        return hash((self.kind, *self._units))
+
+
+class CharTokenizer(_UnitTokenizer):
     """Characters <-> ids; id 0 is the CTC blank.
 
     Args:
@@ -82,18 +197,24 @@ class CharTokenizer:
         'drei un'
     """
 
-    blank_id = 0
-    unit = "character"
+    kind, unit, _key, _sep = "char", "character", "chars", ""
+    _requirement = "single characters"
+    _fix = "build the tokenizer from training text that contains them, or remove them from this transcript"
 
     def __init__(self, chars: Sequence[str]):
-        chars = list(chars)
-        bad = [c for c in chars if not isinstance(c, str) or len(c) != 1]
-        if bad:
-            raise TokenizerError(f"vocabulary entries must be single characters, got {bad[:5]!r}")
-        if len(set(chars)) != len(chars):
-            raise TokenizerError("vocabulary has duplicate characters")
-        self._chars = chars
-        self._index = {c: i + 1 for i, c in enumerate(chars)}
+        super().__init__(chars)
+
+    @staticmethod
+    def _valid(u: str) -> bool:
+        return len(u) == 1
+
+    @staticmethod
+    def _split(text: str) -> list[str]:
+        return list(text)
+
+    @staticmethod
+    def _show(u: str) -> str:
+        return f"{u!r} (U+{ord(u):04X})"
 
     @classmethod
     def build(cls, texts: Iterable[str]) -> "CharTokenizer":
@@ -103,86 +224,11 @@ class CharTokenizer:
             chars.update(normalize_text(t))
         return cls(sorted(chars))
 
-    @property
-    def vocab_size(self) -> int:
-        """Number of ids including the blank."""
-        return len(self._chars) + 1
-
-    @property
-    def vocab(self) -> set[str]:
-        """The set of characters that can be encoded (the blank excluded)."""
-        return set(self._chars)
-
-    @property
-    def tokens(self) -> list[str]:
-        """Token string per id: ``tokens[0]`` is the blank."""
-        return [BLANK, *self._chars]
-
-    def unknown(self, text: str) -> list[str]:
-        """The characters of normalised ``text`` that this vocabulary cannot encode, sorted."""
-        return sorted(set(text) - set(self._index))
-
-    def encode(self, text: str, normalize: bool = True) -> list[int]:
-        """Text -> ids (no blank). Unknown characters raise :class:`TokenizerError`.
-
-        Args:
-            text: transcript; normalised first unless ``normalize=False``.
-        """
-        if normalize:
-            text = normalize_text(text)
-        try:
-            return [self._index[c] for c in text]
-        except KeyError:
-            shown = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in self.unknown(text))
-            raise TokenizerError(
-                f"text {text!r} has characters not in the vocabulary: {shown}; build the tokenizer "
-                "from training text that contains them, or remove them from this transcript"
-            ) from None
-
-    def decode(self, ids: Iterable[int]) -> str:
-        """Ids -> text; blanks are skipped (CTC collapsing of repeats is the decoder's job)."""
-        out = []
-        for i in ids:
-            i = int(i)
-            if i == self.blank_id:
-                continue
-            if not 0 < i < self.vocab_size:
-                raise TokenizerError(f"id {i} out of range for a vocabulary of size {self.vocab_size}")
-            out.append(self._chars[i - 1])
-        return "".join(out)
-
-    def to_dict(self) -> dict:
-        return {"type": "char", "version": 1, "blank": BLANK, "chars": list(self._chars)}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "CharTokenizer":
-        if not isinstance(d, dict) or d.get("type") != "char" or not isinstance(d.get("chars"), list):
-            raise TokenizerError(
-                "not a character tokenizer dict: expected {'type': 'char', 'chars': [...]} "
-                "(as written by CharTokenizer.save / to_dict)"
-            )
-        return cls(d["chars"])
-
-    def save(self, path: str | Path) -> None:
-        from supernet.utils import atomic_write_text
-
-        atomic_write_text(path, json.dumps(self.to_dict(), ensure_ascii=False, indent=1) + "\n")
-
-    @classmethod
-    def load(cls, path: str | Path) -> "CharTokenizer":
-        return _load(path, cls.from_dict)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, CharTokenizer) and self._chars == other._chars
-
-    def __hash__(self) -> int:
-        return hash(tuple(self._chars))
-
     def __repr__(self) -> str:
-        return f"CharTokenizer(vocab_size={self.vocab_size}, chars={''.join(self._chars)!r})"
+        return f"CharTokenizer(vocab_size={self.vocab_size}, chars={''.join(self._units)!r})"
 
 
-class WordTokenizer:
+class WordTokenizer(_UnitTokenizer):
     """Words <-> ids; id 0 is the CTC blank. For closed vocabularies (see the module docstring).
 
     Args:
@@ -192,21 +238,24 @@ class WordTokenizer:
     Example:
         >>> tok = WordTokenizer.build(["three one four", "one five"])
         >>> tok.encode("five one"), tok.decode(tok.encode("five one"))
-        ([1, 2], 'five one')
+        ([1, 3], 'five one')
     """
 
-    blank_id = 0
-    unit = "word"
+    kind, unit, _key, _sep = "word", "word", "words", " "
+    _requirement = "normalised words without spaces"
+    _fix = ("a word tokenizer only knows the words of its training text: add them there, or use "
+            "`tokenizer: char`")
 
     def __init__(self, words: Sequence[str]):
-        words = list(words)
-        bad = [w for w in words if not isinstance(w, str) or not w or w != normalize_text(w) or " " in w]
-        if bad:
-            raise TokenizerError(f"vocabulary entries must be normalised words without spaces, got {bad[:5]!r}")
-        if len(set(words)) != len(words):
-            raise TokenizerError("vocabulary has duplicate words")
-        self._words = words
-        self._index = {w: i + 1 for i, w in enumerate(words)}
+        super().__init__(words)
+
+    @staticmethod
+    def _valid(u: str) -> bool:
+        return bool(u) and u == normalize_text(u) and " " not in u
+
+    @staticmethod
+    def _split(text: str) -> list[str]:
+        return text.split()
 
     @classmethod
     def build(cls, texts: Iterable[str]) -> "WordTokenizer":
@@ -218,81 +267,9 @@ class WordTokenizer:
             raise TokenizerError("no words in the training text: a word tokenizer needs at least one")
         return cls(sorted(words))
 
-    @property
-    def vocab_size(self) -> int:
-        """Number of ids including the blank."""
-        return len(self._words) + 1
-
-    @property
-    def vocab(self) -> set[str]:
-        """The set of words that can be encoded (the blank excluded)."""
-        return set(self._words)
-
-    @property
-    def tokens(self) -> list[str]:
-        """Token string per id: ``tokens[0]`` is the blank."""
-        return [BLANK, *self._words]
-
-    def unknown(self, text: str) -> list[str]:
-        """The words of normalised ``text`` that this vocabulary cannot encode, sorted."""
-        return sorted(set(text.split()) - set(self._index))
-
-    def encode(self, text: str, normalize: bool = True) -> list[int]:
-        """Text -> ids (no blank). Unknown words raise :class:`TokenizerError`.
-
-        Args:
-            text: transcript; normalised first unless ``normalize=False``.
-        """
-        if normalize:
-            text = normalize_text(text)
-        unknown = self.unknown(text)
-        if unknown:
-            raise TokenizerError(
-                f"text {text!r} has words not in the vocabulary: {', '.join(map(repr, unknown))}; a word "
-                "tokenizer only knows the words of its training text: add them there, or use `tokenizer: char`")
-        return [self._index[w] for w in text.split()]
-
-    def decode(self, ids: Iterable[int]) -> str:
-        """Ids -> text, words joined by spaces; blanks are skipped."""
-        out = []
-        for i in ids:
-            i = int(i)
-            if i == self.blank_id:
-                continue
-            if not 0 < i < self.vocab_size:
-                raise TokenizerError(f"id {i} out of range for a vocabulary of size {self.vocab_size}")
-            out.append(self._words[i - 1])
-        return " ".join(out)
-
-    def to_dict(self) -> dict:
-        return {"type": "word", "version": 1, "blank": BLANK, "words": list(self._words)}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "WordTokenizer":
-        if not isinstance(d, dict) or d.get("type") != "word" or not isinstance(d.get("words"), list):
-            raise TokenizerError(
-                "not a word tokenizer dict: expected {'type': 'word', 'words': [...]} "
-                "(as written by WordTokenizer.save / to_dict)"
-            )
-        return cls(d["words"])
-
-    def save(self, path: str | Path) -> None:
-        from supernet.utils import atomic_write_text
-
-        atomic_write_text(path, json.dumps(self.to_dict(), ensure_ascii=False, indent=1) + "\n")
-
-    @classmethod
-    def load(cls, path: str | Path) -> "WordTokenizer":
-        return _load(path, cls.from_dict)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, WordTokenizer) and self._words == other._words
-
-    def __hash__(self) -> int:
-        return hash(("word", *self._words))
-
     def __repr__(self) -> str:
-        return f"WordTokenizer(vocab_size={self.vocab_size}, words={self._words[:12]!r}{' ...' if len(self._words) > 12 else ''})"
+        more = " ..." if len(self._units) > 12 else ""
+        return f"WordTokenizer(vocab_size={self.vocab_size}, words={self._units[:12]!r}{more})"
 
 
 Tokenizer = CharTokenizer | WordTokenizer

@@ -12,6 +12,9 @@ from typing import Literal
 
 from supernet.config import NEW_OPTION
 
+# how a streaming arch's convolutions use a centred kernel (supernet.nn.convolution)
+CAUSAL_CONV_MODES = ("shift", "mask")
+
 __all__ = ["NetConfig"]
 
 
@@ -68,7 +71,7 @@ class NetConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"NetConfig.{name} must be an integer >= 1, got {v!r}")
-        if self.causal_conv not in ("shift", "mask"):
+        if self.causal_conv not in CAUSAL_CONV_MODES:
             raise ValueError(f"NetConfig.causal_conv must be 'shift' or 'mask', got {self.causal_conv!r}")
         if not isinstance(self.frame_norm, bool):
             raise ValueError(f"NetConfig.frame_norm must be true or false, got {self.frame_norm!r}")

@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["ConvModule", "ConvSE", "pad_for_conv", "depthwise_conv", "CAUSAL_CONV_MODES"]
+from supernet.nn.config import CAUSAL_CONV_MODES
 
-CAUSAL_CONV_MODES = ("shift", "mask")
+__all__ = ["ConvModule", "ConvSE", "pad_for_conv", "depthwise_conv"]
 
 
 def pad_for_conv(x: Tensor, mask: Tensor, kernel: int, causal: bool) -> Tensor:
