@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-__all__ = ["ConfigError", "load_config", "from_dict", "to_dict", "config_hash", "load_yaml"]
+__all__ = ["ConfigError", "load_config", "from_dict", "to_dict", "config_hash", "load_yaml", "merge_dicts", "apply_override"]
 
 T = TypeVar("T")
 
@@ -38,6 +38,31 @@ def load_yaml(path: str | Path) -> dict:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping of field: value, got {type(data).__name__}")
     return data
+
+
+def merge_dicts(base: dict, extra: dict) -> dict:
+    """``base`` updated by ``extra``: mappings merge key by key, anything else in ``extra`` wins
+    (the rule of several ``-c`` files, as LightningCLI). Neither input is modified."""
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = merge_dicts(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def apply_override(data: dict, item: str) -> dict:
+    """``data`` with one command-line override ``key.sub=value`` applied (the value read as YAML:
+    ``5``, ``null``, ``[a, b]``)."""
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {item!r} must look like key.sub=value (e.g. trainer.max_steps=20)")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"override {item!r}: the value is not valid YAML ({e})") from None
+    nested: Any = value
+    for part in reversed(key.strip().split(".")):
+        nested = {part: nested}
+    return merge_dicts(data, nested)
 
 
 def load_config(cls: type[T], source: str | Path | dict | None = None, **overrides: Any) -> T:

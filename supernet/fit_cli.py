@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 __all__ = ["register", "resolve_config"]
 
@@ -33,41 +32,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_fit)
 
 
-def _merge(base: dict, extra: dict) -> dict:
-    out = dict(base)
-    for k, v in extra.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def _override(data: dict, item: str) -> dict:
-    import yaml
-
-    from supernet.config import ConfigError
-
-    key, sep, text = item.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"override {item!r} must look like key.sub=value (e.g. trainer.max_steps=20)")
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"override {item!r}: the value is not valid YAML ({e})") from None
-    nested: Any = value
-    for part in reversed(key.strip().split(".")):
-        nested = {part: nested}
-    return _merge(data, nested)
-
-
 def resolve_config(configs: list[str], overrides: list[str] = (), out: str | None = None):
     """Merge the YAML files and ``key=value`` overrides into a :class:`FitConfig`."""
-    from supernet.config import from_dict, load_yaml
+    from supernet.config import apply_override, from_dict, load_yaml, merge_dicts
     from supernet.training.config import FitConfig
 
     data: dict = {}
     for path in configs:
-        data = _merge(data, load_yaml(path))
+        data = merge_dicts(data, load_yaml(path))
     for item in overrides:
-        data = _override(data, item)
+        data = apply_override(data, item)
     if out is not None:
         data["out_dir"] = out
     where = " + ".join(configs) if configs else "<defaults>"

@@ -39,15 +39,14 @@ def __getattr__(name: str):
 
 def resolve_config(configs: list[str], overrides: list[str] = (), out: str | None = None):
     """Merge YAML files and ``key=value`` overrides into a ``RankCheckConfig``."""
-    from supernet.config import from_dict, load_yaml
+    from supernet.config import apply_override, from_dict, load_yaml, merge_dicts  # `supernet fit`'s syntax
     from supernet.evaluation.rank_check import RankCheckConfig
-    from supernet.fit_cli import _merge, _override  # the `supernet fit` override syntax, shared
 
     data: dict = {}
     for path in configs:
-        data = _merge(data, load_yaml(path))
+        data = merge_dicts(data, load_yaml(path))
     for item in overrides:
-        data = _override(data, item)
+        data = apply_override(data, item)
     if out is not None:
         data["out_dir"] = out
     where = " + ".join(configs) if configs else "<defaults>"

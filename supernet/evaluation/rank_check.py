@@ -401,11 +401,10 @@ def rank_check(cfg: RankCheckConfig, net: Any, space: Any, tokenizer: Any, datam
 
 
 def _fit_config(cfg: RankCheckConfig) -> Any:
-    from supernet.config import from_dict, load_yaml
-    from supernet.fit_cli import _merge  # `supernet fit`'s merge rule for -c files, shared
+    from supernet.config import from_dict, load_yaml, merge_dicts  # `supernet fit`'s merge rule for -c files
     from supernet.training.config import FitConfig
 
-    data = _merge(load_yaml(cfg.fit), cfg.fit_overrides or {})
+    data = merge_dicts(load_yaml(cfg.fit), cfg.fit_overrides or {})
     data["out_dir"] = str(cfg.run_dir / "supernet")
     return from_dict(FitConfig, data, where=f"{cfg.fit} + rank-check fit_overrides")
 

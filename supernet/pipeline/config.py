@@ -26,24 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from supernet.config import ConfigError, from_dict, load_yaml, to_dict
+from supernet.config import ConfigError, apply_override, from_dict, load_yaml, merge_dicts, to_dict
 
 __all__ = ["StageSection", "SearchSection", "FinetuneSection", "ExportSection", "EvaluateSection", "RunConfig",
            "ResolvedRun", "load_run_config", "resolve_run", "merge", "apply_override"]
 
 
-def merge(base: dict, extra: dict) -> dict:
-    """``extra`` merged into a copy of ``base``, mapping by mapping (later keys win), as ``supernet fit -c A -c B`` does."""
-    from supernet.fit_cli import _merge
-
-    return _merge(base, extra)
-
-
-def apply_override(data: dict, item: str) -> dict:
-    """``data`` with one ``key.sub=value`` override applied (the value is read as YAML)."""
-    from supernet.fit_cli import _override
-
-    return _override(data, item)
+merge = merge_dicts  # the rule of `supernet fit -c A -c B`: mappings merge key by key, later keys win
 
 
 @dataclass
