@@ -16,19 +16,13 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def make_cfg(tmp_path, tiny_data_config):
     """make_cfg(name, **overrides) -> FitConfig: configs/fit/tiny.yaml on the test corpus, output in tmp_path/name."""
-    from supernet.config import from_dict, load_yaml, to_dict
+    from supernet.config import from_dict, load_yaml, merge_dicts, to_dict
     from supernet.training.config import FitConfig
-
-    def merge(a: dict, b: dict) -> dict:
-        out = dict(a)
-        for k, v in b.items():
-            out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-        return out
 
     def make(name: str = "run", **overrides):
         data = load_yaml(REPO / "configs/fit/tiny.yaml")
         data.update(space=str(REPO / "configs/space/tiny.yaml"), data=to_dict(tiny_data_config), out_dir=str(tmp_path / name))
-        return from_dict(FitConfig, merge(data, overrides))
+        return from_dict(FitConfig, merge_dicts(data, overrides))
 
     return make
 
@@ -72,6 +66,24 @@ def test_sandwich_run_writes_run_folder_and_reloads(make_cfg):
     assert meta["state"]["batches_seen"] == 3 and meta["seed"] == cfg.seed and "torch" in meta["versions"]
     init = build_module(cfg, space, tokenizer).net.state_dict()
     assert any(not torch.equal(init[k], v) for k, v in trained.items())
+
+
+def test_word_units_travel_from_fit_to_the_extracted_subnet(make_cfg, tmp_path):
+    """data.tokenizer: word -> the supernet trains on word ids, its checkpoint and every subnet
+    extracted from it carry the word vocabulary, and the subnet's outputs are over that vocabulary."""
+    from supernet.data.tokenizer import WordTokenizer
+    from supernet.extraction import extract_from_checkpoint, read_subnet
+    from supernet.training.run import fit, load_supernet
+
+    cfg = make_cfg("word", data={"tokenizer": "word"}, trainer={"max_steps": 2, "val_every_steps": None, "limit_val_batches": 1})
+    result = fit(cfg)
+    net, space, tokenizer, meta = load_supernet(result.checkpoint)
+    assert isinstance(tokenizer, WordTokenizer) and meta["config"].data.tokenizer == "word"
+    assert tokenizer.vocab <= {"zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"}
+    assert len(tokenizer.vocab) >= 5  # the tiny corpus speaks most digits
+    sub = read_subnet(extract_from_checkpoint(result.checkpoint, "smallest", tmp_path / "sub.pt"))
+    assert isinstance(sub.tokenizer, WordTokenizer) and sub.tokenizer.to_dict() == tokenizer.to_dict()
+    assert sub.model.vocab_size == tokenizer.vocab_size == len(tokenizer.vocab) + 1
 
 
 def test_same_seed_gives_identical_alpha_and_losses(make_cfg):
