@@ -95,6 +95,21 @@ def test_second_run_skips_every_stage(tiny_run):
            {n: e["finished"] for n, e in before.items() if "finished" in e}
 
 
+def test_results_lines_give_each_models_test_wer_and_say_what_is_missing(tiny_run):
+    from supernet.pipeline.run import results_lines
+
+    out, _, _ = tiny_run
+    lines = results_lines(out, [*TARGETS, "edge"])
+    text = "\n".join(lines)
+    base = json.loads((out / "eval/baseline.json").read_text())
+    assert f"{100 * base['wer']:.1f} %" in lines[1] and lines[1].split()[0] == "baseline"
+    for i, t in enumerate(TARGETS):
+        e = json.loads((out / f"eval/{t}.json").read_text())
+        assert lines[2 + i].split()[0] == t and f"{100 * e['wer']:.1f} %" in lines[2 + i]
+    assert "no eval/edge.json" in text  # a target without results is named, not dropped
+    assert lines[-1].startswith("report:")
+
+
 def test_changed_search_setting_reruns_search_and_downstream_not_fit(tiny_run):
     out, _, again = tiny_run
     fit_hash = _stages(out)["fit"]["hash"]

@@ -34,7 +34,7 @@ def _main(args: argparse.Namespace) -> int:
 
     from supernet.config import to_dict
     from supernet.pipeline.config import load_run_config, resolve_run, stage_configs
-    from supernet.pipeline.run import check_inputs, run_pipeline
+    from supernet.pipeline.run import check_inputs, results_lines, run_pipeline
     from supernet.pipeline.stages import StageError
 
     run, raw = load_run_config(args.config, args.overrides, args.out)
@@ -49,4 +49,5 @@ def _main(args: argparse.Namespace) -> int:
     except StageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    print("\n".join(results_lines(resolved.out, list(resolved.targets))))
     return 0

@@ -44,7 +44,7 @@ from supernet.pipeline.config import ResolvedRun, stage_configs
 from supernet.pipeline.ledger import Ledger, stage_hash
 from supernet.utils import atomic_write_json, atomic_write_text, provenance
 
-__all__ = ["Stage", "plan", "run_pipeline", "RunSummary"]
+__all__ = ["Stage", "plan", "run_pipeline", "RunSummary", "results_lines"]
 
 
 @dataclass
@@ -205,6 +205,41 @@ def run_pipeline(r: ResolvedRun, raw: dict | None = None, only: Callable[[str], 
          f"{sum(a == 'skipped' for a in summary.actions.values())} current; this call {summary.wall_seconds:.0f} s; "
          f"all stages {ledger.total('seconds'):.0f} s wall, {ledger.total('cpu_seconds'):.0f} s CPU")
     return summary
+
+
+def results_lines(out: str | Path, targets: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """What a run produced, for the terminal: the baseline's and each target's test WER (mean over
+    the test sets), streaming WER, parameters, latency and whether the pick meets its target,
+    read from ``RUN/eval/*.json``; then where the report is. A missing file is said, not skipped."""
+    import json
+
+    out = Path(out)
+
+    def pct(x: Any) -> str:
+        return f"{100 * x:6.1f} %" if isinstance(x, (int, float)) else "     – "
+
+    def read(name: str) -> dict | None:
+        path = out / "eval" / f"{name}.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    lines = [f"results: test WER, mean over the test sets ({out / 'eval'})"]
+    base = read("baseline")
+    if base is None:
+        lines.append("  baseline  no eval/baseline.json")
+    else:
+        lines.append(f"  {'baseline':<10}{pct(base.get('wer'))}{'':<22}{base.get('params', 0) / 1e6:5.2f} M params")
+    for name in targets:
+        e = read(name)
+        if e is None:
+            lines.append(f"  {name:<10}no eval/{name}.json (its stages did not finish)")
+            continue
+        stream = f"streaming {pct(e.get('streaming_wer')).strip():>7}" if e.get("streaming_arch") else ""
+        ok = (e.get("meets_target") or {}).get("ok")
+        lines.append(f"  {name:<10}{pct(e.get('wer'))}  {stream:<20}{e.get('params', 0) / 1e6:5.2f} M params  "
+                     f"{e.get('latency_ms', float('nan')):6.1f} ms  {'meets' if ok else 'misses'} the target  {e.get('describe', '')}")
+    report = out / "report" / "report.md"
+    lines.append(f"report: {report}" if report.is_file() else "report: not written (see the report stage above)")
+    return lines
 
 
 def check_inputs(r: ResolvedRun) -> None:
