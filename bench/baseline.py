@@ -8,7 +8,13 @@ Writes bench/results/baseline.json (with date, machine, versions and the content
 and keeps the run folder (checkpoint, config, logs) under runs/bench/.
 
 Usage (exactly this, on an otherwise idle machine):
-    OMP_NUM_THREADS=2 .venv/bin/python bench/baseline.py [--minutes 10] [--config ...] [--seed 0]
+    OMP_NUM_THREADS=2 .venv/bin/python bench/baseline.py [--minutes 10] [--config ...] [--seed 0] [KEY=VALUE ...]
+
+``KEY=VALUE`` overrides the config (the value read as YAML, as ``supernet fit`` takes them),
+e.g. the supernet's raw front-end (no per-utterance normalisation, no floor, mel filters up to
+Nyquist):
+    ... bench/baseline.py --name baseline_rawfeat model.features.normalize=none \
+        model.features.floor_db=null model.features.f_max=null
 """
 
 from __future__ import annotations
@@ -33,13 +39,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--name", default="baseline", help="result name: bench/results/NAME.json")
     ap.add_argument("--run-dir", type=Path, help="run folder (default runs/bench/NAME-<time>)")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides (value read as YAML)")
     args = ap.parse_args(argv)
 
     threads = pin_threads(args.threads)
     from supernet.baseline.config import load_baseline_config
     from supernet.baseline.train import fit
 
-    cfg = load_baseline_config(args.config)
+    from supernet.config import apply_override, load_yaml
+
+    source: Path | dict = args.config
+    if args.overrides:
+        source = load_yaml(args.config)
+        for item in args.overrides:
+            source = apply_override(source, item)
+    cfg = load_baseline_config(source)
     cfg = replace(
         cfg, seed=args.seed, data=replace(cfg.data, seed=args.seed),
         # The wall budget ends the run; max_steps only guards against a runaway config.
@@ -55,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     test = m["test_mean"]
     result = {
         "config_file": str(args.config.relative_to(ROOT) if args.config.is_relative_to(ROOT) else args.config),
+        "overrides": args.overrides,
         "budget_minutes": args.minutes,
         "num_parameters": m["num_parameters"],
         "steps": m["steps"],
