@@ -46,14 +46,16 @@ def main(argv: list[str] | None = None) -> int:
     from supernet.baseline.config import load_baseline_config
     from supernet.baseline.train import fit
 
-    from supernet.config import apply_override, load_yaml
+    from supernet.baseline.config import BaselineConfig
+    from supernet.config import apply_override, from_dict, load_yaml
 
-    source: Path | dict = args.config
     if args.overrides:
-        source = load_yaml(args.config)
+        raw = load_yaml(args.config)
         for item in args.overrides:
-            source = apply_override(source, item)
-    cfg = load_baseline_config(source)
+            raw = apply_override(raw, item)
+        cfg = from_dict(BaselineConfig, raw, where=f"{args.config} with {' '.join(args.overrides)}")
+    else:
+        cfg = load_baseline_config(args.config)
     cfg = replace(
         cfg, seed=args.seed, data=replace(cfg.data, seed=args.seed),
         # The wall budget ends the run; max_steps only guards against a runaway config.
