@@ -43,19 +43,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     threads = pin_threads(args.threads)
-    from supernet.baseline.config import load_baseline_config
-    from supernet.baseline.train import fit
-
     from supernet.baseline.config import BaselineConfig
-    from supernet.config import apply_override, from_dict, load_yaml
+    from supernet.baseline.train import fit
+    from supernet.config import from_dict, merged_config
 
-    if args.overrides:
-        raw = load_yaml(args.config)
-        for item in args.overrides:
-            raw = apply_override(raw, item)
-        cfg = from_dict(BaselineConfig, raw, where=f"{args.config} with {' '.join(args.overrides)}")
-    else:
-        cfg = load_baseline_config(args.config)
+    data, where = merged_config([args.config], args.overrides)
+    cfg = from_dict(BaselineConfig, data, where=where)
     cfg = replace(
         cfg, seed=args.seed, data=replace(cfg.data, seed=args.seed),
         # The wall budget ends the run; max_steps only guards against a runaway config.

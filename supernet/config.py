@@ -12,11 +12,12 @@ import json
 import types
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Sequence, TypeVar
 
 import yaml
 
-__all__ = ["ConfigError", "load_config", "from_dict", "to_dict", "config_hash", "load_yaml", "merge_dicts", "apply_override"]
+__all__ = ["ConfigError", "load_config", "from_dict", "to_dict", "config_hash", "load_yaml", "merge_dicts",
+           "apply_override", "merged_config"]
 
 T = TypeVar("T")
 
@@ -63,6 +64,29 @@ def apply_override(data: dict, item: str) -> dict:
     for part in reversed(key.strip().split(".")):
         nested = {part: nested}
     return merge_dicts(data, nested)
+
+
+def merged_config(configs: Sequence[str | Path], overrides: Sequence[str] = (),
+                  out: str | Path | None = None) -> tuple[dict, str]:
+    """The raw config of ``supernet fit``-style command lines, and where it came from.
+
+    The YAML ``configs`` merge in order (:func:`merge_dicts`), then each ``key.sub=value`` of
+    ``overrides`` applies (:func:`apply_override`), then ``out`` (if given) sets ``out_dir``.
+
+    Returns:
+        (data, where): the merged dict, and "a.yaml + b.yaml (overrides: k=v ...)" for messages.
+    """
+    data: dict = {}
+    for path in configs:
+        data = merge_dicts(data, load_yaml(path))
+    for item in overrides:
+        data = apply_override(data, item)
+    if out is not None:
+        data["out_dir"] = str(out)
+    where = " + ".join(str(c) for c in configs) if configs else "<defaults>"
+    if overrides:
+        where += f" (overrides: {' '.join(overrides)})"
+    return data, where
 
 
 def load_config(cls: type[T], source: str | Path | dict | None = None, **overrides: Any) -> T:

@@ -34,19 +34,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def resolve_config(configs: list[str], overrides: list[str] = (), out: str | None = None):
     """Merge the YAML files and ``key=value`` overrides into a :class:`FitConfig`."""
-    from supernet.config import apply_override, from_dict, load_yaml, merge_dicts
+    from supernet.config import from_dict, merged_config
     from supernet.training.config import FitConfig
 
-    data: dict = {}
-    for path in configs:
-        data = merge_dicts(data, load_yaml(path))
-    for item in overrides:
-        data = apply_override(data, item)
-    if out is not None:
-        data["out_dir"] = out
-    where = " + ".join(configs) if configs else "<defaults>"
-    if overrides:
-        where += f" (overrides: {' '.join(overrides)})"
+    data, where = merged_config(configs, overrides, out)
     return from_dict(FitConfig, data, where=where)
 
 

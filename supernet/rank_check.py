@@ -39,19 +39,10 @@ def __getattr__(name: str):
 
 def resolve_config(configs: list[str], overrides: list[str] = (), out: str | None = None):
     """Merge YAML files and ``key=value`` overrides into a ``RankCheckConfig``."""
-    from supernet.config import apply_override, from_dict, load_yaml, merge_dicts  # `supernet fit`'s syntax
+    from supernet.config import from_dict, merged_config  # `supernet fit`'s syntax
     from supernet.evaluation.rank_check import RankCheckConfig
 
-    data: dict = {}
-    for path in configs:
-        data = merge_dicts(data, load_yaml(path))
-    for item in overrides:
-        data = apply_override(data, item)
-    if out is not None:
-        data["out_dir"] = out
-    where = " + ".join(configs) if configs else "<defaults>"
-    if overrides:
-        where += f" (overrides: {' '.join(overrides)})"
+    data, where = merged_config(configs, overrides, out)
     return from_dict(RankCheckConfig, data, where=where)
 
 

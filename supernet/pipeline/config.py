@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from supernet.config import ConfigError, apply_override, from_dict, load_yaml, merge_dicts, to_dict
+from supernet.config import ConfigError, apply_override, from_dict, load_yaml, merge_dicts, merged_config, to_dict
 
 __all__ = ["StageSection", "SearchSection", "FinetuneSection", "ExportSection", "EvaluateSection", "RunConfig",
            "ResolvedRun", "load_run_config", "resolve_run", "merge", "apply_override"]
@@ -177,12 +177,7 @@ class RunConfig:
 
 def load_run_config(path: str | Path, overrides: list[str] = (), out: str | None = None) -> tuple[RunConfig, dict]:
     """The typed run config of ``path`` with ``key=value`` overrides; also the merged raw dict."""
-    data = load_yaml(path)
-    for item in overrides:
-        data = apply_override(data, item)
-    if out is not None:
-        data["out_dir"] = str(out)
-    where = str(path) + (f" (overrides: {' '.join(overrides)})" if overrides else "")
+    data, where = merged_config([path], overrides, out)
     return from_dict(RunConfig, data, where=where), data
 
 
