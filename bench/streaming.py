@@ -117,6 +117,8 @@ def main(argv=None) -> int:
     ap.add_argument("--causal-conv", choices=["shift", "mask"], default="shift",
                     help="how the streaming arch's convolutions use the twin's kernels (NetConfig.causal_conv; "
                          "sessions 1-6 measured shift)")
+    ap.add_argument("--lookahead", type=int, default=2,
+                    help="encoder frames (40 ms each) of look-ahead of the streaming arch; below the chunk of 4 (default 2)")
     ap.add_argument("--twin", type=Path, default=None, metavar="RUN_DIR",
                     help="start from the full-context twin an earlier run trained from scratch "
                          "(RUN_DIR/full_context_start.pt) instead of training it again for --minutes")
@@ -156,7 +158,7 @@ def main(argv=None) -> int:
 
     models, training = {}, {}
     net = net_config(args.frame_norm, args.causal_conv)
-    stream_arch, full_arch = mobile_arch(), mobile_arch(0, None)
+    stream_arch, full_arch = mobile_arch(lookahead=args.lookahead), mobile_arch(0, None)
 
     def keep(key, arch, model, res, minutes, how):
         models[key], training[key] = model, _record(arch, model, res, minutes, how)
@@ -212,7 +214,7 @@ def main(argv=None) -> int:
     # Two untrained models tie at ~100 % WER: the ratio would "pass" without meaning anything.
     trained = min(ev.wer, full_context_wer) < UNTRAINED_WER
     payload = {
-        "arch": mobile_arch().describe(), "chunk_ms": CHUNK_MS,
+        "arch": stream_arch.describe(), "chunk_ms": CHUNK_MS,
         "net": dataclasses.asdict(models["streaming"].net),
         "lookahead_ms": meta["streaming"]["lookahead_ms"], "dev_set": name, "dev_utterances": len(utts),
         "training": {"mode": "reused" if args.reuse else "from scratch" if args.from_scratch else "streaming from the twin",
@@ -236,7 +238,7 @@ def main(argv=None) -> int:
     }
     path = write_result(args.name, payload, config={"minutes": args.minutes, "stream_minutes": args.stream_minutes,
                                                     "from_scratch": args.from_scratch, "dev_utts": args.dev_utts,
-                                                    "causal_conv": args.causal_conv, "twin": str(args.twin) if args.twin else None,
+                                                    "causal_conv": args.causal_conv, "lookahead": args.lookahead, "twin": str(args.twin) if args.twin else None,
                                                     "seed": args.seed, "data": str(args.data)}, seed=args.seed)
     print(f"streaming WER {ev.wer:.3f} (whole-utterance {ev.full_wer:.3f}), full-context twin {full_context_wer:.3f}, "
           f"ratio {ratio:.2f}; per 160 ms piece: median {ev.step_ms['median']:.1f} ms wall / {ev.step_cpu_ms['median']:.1f} ms cpu, "
