@@ -426,8 +426,15 @@ class SearchSpace:
             records = [r for r in records if get(r) == v]
         return records[0]
 
-    def _generate(self, choose: Chooser) -> Arch:
-        """Build an arch one decision at a time; ``choose(key, values)`` makes each decision."""
+    def generate(self, choose: Chooser) -> Arch:
+        """Build an arch one decision at a time; ``choose(key, values)`` makes each decision.
+
+        Decisions come in the sampling order of the module docstring, each with the values still
+        valid given the earlier ones, so every result is a valid arch of this space. Keys are
+        ``("feature",)``, ``("width",)``, ``("chunk",)``, ``("depth",)``, ``("layers", i, "block")``,
+        ...; a decision with a single valid value is not asked. ``sample``, ``mutate``, the
+        supernet's path samplers and the search's arch codec are all built on it.
+        """
         feature = self._pick(choose, ("feature",), list(self.spec.features))
         subsampling = self._pick(choose, ("subsampling",), list(self.spec.subsamplings))
         width = self._pick(choose, ("width",), [w for w in self.spec.widths if any(self._depths[(w, s)] for s in self.classes)])
@@ -449,7 +456,7 @@ class SearchSpace:
 
     def sample(self, rng: random.Random) -> Arch:
         """A random arch: uniform per choice, in the order given in the module docstring."""
-        return self._generate(lambda key, values: rng.choice(values))
+        return self.generate(lambda key, values: rng.choice(values))
 
     def mutate(self, arch: Arch, rng: random.Random, prob: float = 0.1) -> Arch:
         """A copy of ``arch`` where each decision changes with probability ``prob``.
@@ -471,11 +478,11 @@ class SearchSpace:
                 return rng.choice([v for v in values if v != base])
             return base
 
-        child = self._generate(choose)
+        child = self.generate(choose)
         if child != arch:
             return child
         options: list[tuple] = []
-        self._generate(lambda key, values: options.append(key) or self._value(arch, key))
+        self.generate(lambda key, values: options.append(key) or self._value(arch, key))
         if not options:
             return arch  # a space of one arch
         forced = rng.choice(options)
@@ -486,7 +493,7 @@ class SearchSpace:
                 return rng.choice(values)
             return rng.choice([v for v in values if v != base]) if key == forced else base
 
-        return self._generate(force)
+        return self.generate(force)
 
     def crossover(self, a: Arch, b: Arch, rng: random.Random) -> Arch:
         """Uniform crossover: each decision comes from ``a`` or ``b`` with probability 1/2.
@@ -507,7 +514,7 @@ class SearchSpace:
                     return v
             return rng.choice(values)
 
-        return self._generate(choose)
+        return self.generate(choose)
 
     def _extreme(self, larger: bool, fixed: dict[str, Any]) -> Arch:
         known = {f.name for f in fields(Arch)} | {f.name for f in fields(LayerArch)} | {"depth"}
@@ -525,7 +532,7 @@ class SearchSpace:
                 return max(values) if larger == (f in _SIZE_FIELDS) else min(values)
             return values[0]
 
-        return self._generate(choose)
+        return self.generate(choose)
 
     def largest(self, **fixed: Any) -> Arch:
         """The largest arch: widest, deepest, largest heads/FFN/kernel/decoder and look-ahead,

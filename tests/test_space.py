@@ -294,6 +294,21 @@ def test_sampling_is_reproducible_and_valid(tiny):
     assert all(a in tiny for a in first)
 
 
+def test_generate_asks_only_open_decisions_and_builds_valid_archs(constrained, constrained_archs):
+    asked = []
+
+    def first(key, values):
+        asked.append((key, list(values)))
+        return values[0]
+
+    arch = constrained.generate(first)
+    assert arch in constrained
+    assert asked and all(len(values) > 1 for _, values in asked)  # single-valued decisions are not asked
+    # replaying an arch's own values rebuilds it, for every arch of the space
+    for arch in constrained_archs:
+        assert constrained.generate(lambda key, values: constrained._value(arch, key)) == arch
+
+
 def test_sampling_is_uniform_per_choice(tiny):
     rng = random.Random(0)
     archs = [tiny.sample(rng) for _ in range(3000)]

@@ -23,7 +23,7 @@ full-context arch):
   context becomes the nearest valid one (ordinal dimensions) or the first valid one. Several
   proposals can therefore decode to one arch: the search loop dedupes by ``arch.id``.
 
-The decision walk is the space's (``SearchSpace._generate`` / ``_value``); :func:`walk` and
+The decision walk is the space's (``SearchSpace.generate``); :func:`walk` and
 :func:`arch_value` are the only places that reach into it.
 """
 
@@ -51,7 +51,7 @@ def walk(space: SearchSpace, choose: Chooser) -> Arch:
     Keys are ``("feature",)``, ``("width",)``, ``("depth",)``, ``("layers", i, "block")``, ...;
     decisions with a single valid value are not asked.
     """
-    return space._generate(choose)
+    return space.generate(choose)
 
 
 def arch_value(arch: Arch, key: Key) -> Any:

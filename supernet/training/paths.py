@@ -69,16 +69,11 @@ class PathSampler:
             return v
         return _extreme(key, values, larger=True)  # the largest's value is not valid here (e.g. heads)
 
-    def _generate(self, choose) -> Arch:
-        # SearchSpace._generate walks the decisions in sampling order and keeps the arch valid;
-        # the space has no public "sample with some fields fixed per layer" (see the report).
-        return self.space._generate(choose)
-
     def sample(self, rng: random.Random) -> Arch:
         """A random arch: open decisions uniform (as ``SearchSpace.sample``), closed ones largest."""
         if self.open_all:
             return self.space.sample(rng)
-        return self._generate(lambda key, values: rng.choice(values) if self._is_open(key) else self._largest_value(key, values))
+        return self.space.generate(lambda key, values: rng.choice(values) if self._is_open(key) else self._largest_value(key, values))
 
     def largest(self) -> Arch:
         """The largest arch (the same whatever is open)."""
@@ -95,7 +90,7 @@ class PathSampler:
                 return self._largest_value(key, values)
             return _extreme(key, values, larger=False)
 
-        return self._generate(choose)
+        return self.space.generate(choose)
 
     def paths(self, rng: random.Random, num_random: int, sandwich: bool = True) -> list[Arch]:
         """The paths of one step: [largest, smallest] + ``num_random`` draws (sandwich), else the draws."""
