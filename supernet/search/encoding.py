@@ -23,35 +23,25 @@ full-context arch):
   context becomes the nearest valid one (ordinal dimensions) or the first valid one. Several
   proposals can therefore decode to one arch: the search loop dedupes by ``arch.id``.
 
-The decision walk is the space's (``SearchSpace.generate``); :func:`walk` and
-:func:`arch_value` are the only places that reach into it.
+The decision walk is the space's (``SearchSpace.generate``); :func:`arch_value` reads an arch's
+value at one of its decisions.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
 
 from supernet.space import BLOCK_FIELDS, LAYER_FIELDS, Arch, SearchSpace
 
-__all__ = ["Slot", "ArchCodec", "walk", "arch_value", "slot_name"]
+__all__ = ["Slot", "ArchCodec", "arch_value", "slot_name"]
 
 Key = tuple
-Chooser = Callable[[Key, list], Any]
 
 # Dimensions whose values are ordered (a repair takes the nearest value, not the first).
 _ORDINAL = {"subsampling", "width", "depth", "lookahead", "decoder_layers", "decoder_width", "heads", "ffn_ratio", "kernel", "chunk"}
-
-
-def walk(space: SearchSpace, choose: Chooser) -> Arch:
-    """Build an arch decision by decision; ``choose(key, valid_values)`` makes each decision.
-
-    Keys are ``("feature",)``, ``("width",)``, ``("depth",)``, ``("layers", i, "block")``, ...;
-    decisions with a single valid value are not asked.
-    """
-    return space.generate(choose)
 
 
 def arch_value(arch: Arch, key: Key) -> Any:
@@ -185,7 +175,7 @@ class ArchCodec:
                 return min(values, key=lambda x: (abs(x - v), x))
             return values[0]
 
-        return walk(self.space, choose)
+        return self.space.generate(choose)
 
     def suggest(self, trial: Any) -> Arch:
         """Let an Optuna ``trial`` suggest every parameter, then decode (repair) the arch."""

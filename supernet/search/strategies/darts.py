@@ -24,7 +24,6 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Protocol, Sequence
 
-from supernet.search.encoding import walk
 from supernet.search.objectives import Fitness
 from supernet.search.strategies.base import Strategy, register_strategy
 from supernet.space import BLOCK_FIELDS, Arch, LayerArch, SearchSpace
@@ -194,7 +193,7 @@ class DartsDerived(Strategy):
                 w = [math.exp(self.logp(name, v) / self.temperature) for v in values]
             return self.rng.choices(values, weights=w)[0] if sum(w) > 0 else self.rng.choice(values)
 
-        return walk(self.space, choose)
+        return self.space.generate(choose)
 
     def _depth_weight(self, depth: int) -> float:
         lp = sum(self.logp(f"layers.{i}.block", "skip") for i in range(depth, self.space.num_layers))

@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from supernet.search.encoding import ArchCodec, arch_value, walk
+from supernet.search.encoding import ArchCodec, arch_value
 from supernet.search.objectives import INFEASIBLE, Fitness
 from supernet.search.strategies.base import Strategy, register_strategy
 from supernet.space import Arch, SearchSpace
@@ -86,7 +86,7 @@ class Reinforce(Strategy):
                     return v
             return values[-1]
 
-        return walk(self.space, choose)
+        return self.space.generate(choose)
 
     def _reward(self, arch: Arch, metrics: Mapping[str, float]) -> float:
         f = self.score(arch, metrics)
@@ -117,5 +117,5 @@ class Reinforce(Strategy):
                 self.logits[key][idx] += self.lr * step
             return v
 
-        walk(self.space, update)
+        self.space.generate(update)
         self.updates += 1
