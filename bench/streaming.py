@@ -118,7 +118,8 @@ def main(argv=None) -> int:
                     help="how the streaming arch's convolutions use the twin's kernels (NetConfig.causal_conv; "
                          "sessions 1-6 measured shift)")
     ap.add_argument("--lookahead", type=int, default=2,
-                    help="encoder frames (40 ms each) of look-ahead of the streaming arch; below the chunk of 4 (default 2)")
+                    help="encoder frames (40 ms each) of look-ahead of the streaming arch, 0-3: below its chunk of 4, "
+                         "as the shipped spaces require (constraints.lookahead_below_chunk); default 2")
     ap.add_argument("--twin", type=Path, default=None, metavar="RUN_DIR",
                     help="start from the full-context twin an earlier run trained from scratch "
                          "(RUN_DIR/full_context_start.pt) instead of training it again for --minutes")
@@ -131,6 +132,8 @@ def main(argv=None) -> int:
                     help="measure the subnets an earlier run trained (RUN_DIR/streaming.pt, full_context.pt): no training")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
+    if not 0 <= args.lookahead < 4:
+        ap.error(f"--lookahead {args.lookahead}: must be 0-3 (below the streaming arch's chunk of 4 encoder frames)")
 
     import torch
 
