@@ -180,7 +180,10 @@ def test_nonfinite_steps_are_skipped_and_too_many_stop_with_last_good_checkpoint
 def test_progressive_and_second_order_darts_with_hardware_loss(make_cfg):
     from supernet.training.run import fit
 
-    prog = fit(make_cfg("progressive", strategy="progressive"), logger=False)  # phases 2 + 1 + 1 steps
+    # phases 2 + 1 + 1 steps; the first two chunked on every step (dynamic chunk, streaming_prob 1)
+    phases = [{"name": "largest", "open": [], "steps": 2, "streaming_prob": 1.0},
+              {"name": "kernel", "open": ["kernel"], "steps": 1, "streaming_prob": 1.0}, {"name": "all", "open": ["all"], "steps": 1}]
+    prog = fit(make_cfg("progressive", strategy="progressive", progressive={"phases": phases}), logger=False)
     assert prog.module.batches_seen == 4 and prog.summary["nonfinite_steps"] == 0
     darts = fit(make_cfg("darts2", strategy="darts", bilevel={"order": 2, "warmup_steps": 0},
                          hardware={"enabled": True, "cost": "params", "target": 1000.0, "weight": 1.0},

@@ -117,6 +117,12 @@ class PhaseConfig:
         warmup: this phase's warm-up fraction (None: ``optim.warmup``); 0 for a phase that
             continues from trained weights.
         num_random: random paths per step besides the largest and the phase's smallest.
+        streaming_prob: dynamic-chunk training (WeNet U2) while ``streaming`` is closed: with
+            this probability every path of a step runs with one streaming (chunk, look-ahead)
+            pair drawn uniformly from the space's streaming choices (a path whose blocks cannot
+            stream stays full context). The shared weights then serve chunked attention and causal
+            convolutions before the streaming archs are opened, instead of meeting them cold.
+            0: full context only (the largest arch's value) until ``streaming`` opens.
     """
 
     name: str
@@ -126,6 +132,7 @@ class PhaseConfig:
     schedule: str | None = None
     warmup: float | None = None
     num_random: int = 2
+    streaming_prob: float = 0.0
 
     def __post_init__(self) -> None:
         bad = [d for d in self.open if d not in DIMENSIONS + ("all",)]
@@ -139,6 +146,11 @@ class PhaseConfig:
             raise ValueError(f"phase {self.name!r}: schedule must be one of {', '.join(SCHEDULES)} or null, got {self.schedule!r}")
         if self.warmup is not None and not 0.0 <= self.warmup < 1.0:
             raise ValueError(f"phase {self.name!r}: warmup must be in [0, 1) or null, got {self.warmup}")
+        if not 0.0 <= self.streaming_prob <= 1.0:
+            raise ValueError(f"phase {self.name!r}: streaming_prob must be in [0, 1], got {self.streaming_prob}")
+        if self.streaming_prob and ({"streaming", "all"} & set(self.open)):
+            raise ValueError(f"phase {self.name!r}: streaming_prob applies only while 'streaming' is closed; this phase "
+                             "opens it (its paths draw their own chunk): set streaming_prob to 0 or close 'streaming'")
 
 
 def _default_phases() -> list[PhaseConfig]:

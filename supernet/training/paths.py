@@ -11,6 +11,7 @@ drew, and nothing depends on a global RNG.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from typing import Any, Iterable
 
@@ -55,6 +56,12 @@ class PathSampler:
 
     def _is_open(self, key: tuple) -> bool:
         return self.open_all or _dimension(key) in self.open
+
+    def streamed(self, arch: Arch, chunk: int, lookahead: int | None) -> Arch:
+        """``arch`` with this streaming (chunk, look-ahead), or ``arch`` itself where the space
+        does not allow it (e.g. a block that needs the whole utterance)."""
+        other = dataclasses.replace(arch, chunk=chunk, lookahead=lookahead)
+        return other if other in self.space else arch
 
     def _largest_value(self, key: tuple, values: list) -> Any:
         big = self._largest

@@ -85,6 +85,11 @@ class PathStrategy(Strategy):
             ends.append(acc / total)
         self.ends = ends  # phase i covers progress [ends[i-1], ends[i])
         self.samplers = [PathSampler(space, p.open) for p in self.phases]
+        self.streams = [st for st in space.spec.streams if st[0] > 0]  # dynamic-chunk draws
+        for p in self.phases:
+            if p.streaming_prob and not self.streams:
+                raise ValueError(f"progressive phase {p.name!r}: streaming_prob {p.streaming_prob} needs a streaming "
+                                 f"chunk (> 0) in the space's streaming.chunk; space {space.name!r} has full context only")
 
     # ------------------------------------------------------------------ phases
     def phase_at(self, progress: float) -> tuple[int, float]:
@@ -112,9 +117,16 @@ class PathStrategy(Strategy):
         if self.cfg.strategy == "spos":
             return [("random", sampler.sample(rng))]
         if not phase.open:
-            return [("largest", sampler.largest())]
-        drawn = sampler.paths(rng, phase.num_random)
-        return [("largest", drawn[0]), ("smallest", drawn[1])] + [("random", a) for a in drawn[2:]]
+            paths = [("largest", sampler.largest())]
+        else:
+            drawn = sampler.paths(rng, phase.num_random)
+            paths = [("largest", drawn[0]), ("smallest", drawn[1])] + [("random", a) for a in drawn[2:]]
+        if phase.streaming_prob:  # dynamic chunk: the whole step (teacher and students) in one streaming mode
+            srng = step_rng(self.cfg.seed, step, "streaming")
+            if srng.random() < phase.streaming_prob:
+                chunk, lookahead = srng.choice(self.streams)
+                paths = [(tag, sampler.streamed(a, chunk, lookahead)) for tag, a in paths]
+        return paths
 
     # ------------------------------------------------------------------ step
     def step(self, module: "SupernetModule", batch: dict, step: int) -> dict[str, Tensor]:
