@@ -449,7 +449,10 @@ class SearchSpace:
         return Arch(feature, subsampling, width, layers, *decoder, chunk=chunk, lookahead=lookahead)
 
     @staticmethod
-    def _value(arch: Arch, key: tuple) -> Any:
+    def value(arch: Arch, key: tuple) -> Any:
+        """The value ``arch`` takes at decision ``key`` (a key :meth:`generate` passes): e.g.
+        ``("width",)`` -> ``arch.width``, ``("layers", 2, "kernel")`` -> that layer's kernel (None past
+        the arch's layers). ``space.generate(lambda key, values: space.value(arch, key)) == arch``."""
         if key[0] == "layers":
             return getattr(arch.layers[key[1]], key[2]) if key[1] < len(arch.layers) else None
         return arch.depth if key == ("depth",) else getattr(arch, key[0])
@@ -471,7 +474,7 @@ class SearchSpace:
         self.validate(arch)
 
         def choose(key: tuple, values: list) -> Any:
-            base = self._value(arch, key)
+            base = self.value(arch, key)
             if base not in values:
                 return rng.choice(values)
             if rng.random() < prob:
@@ -482,13 +485,13 @@ class SearchSpace:
         if child != arch:
             return child
         options: list[tuple] = []
-        self.generate(lambda key, values: options.append(key) or self._value(arch, key))
+        self.generate(lambda key, values: options.append(key) or self.value(arch, key))
         if not options:
             return arch  # a space of one arch
         forced = rng.choice(options)
 
         def force(key: tuple, values: list) -> Any:
-            base = self._value(arch, key)
+            base = self.value(arch, key)
             if base not in values:
                 return rng.choice(values)
             return rng.choice([v for v in values if v != base]) if key == forced else base
@@ -506,7 +509,7 @@ class SearchSpace:
         self.validate(b)
 
         def choose(key: tuple, values: list) -> Any:
-            parents = [self._value(a, key), self._value(b, key)]
+            parents = [self.value(a, key), self.value(b, key)]
             if rng.random() < 0.5:
                 parents.reverse()
             for v in parents:
@@ -603,7 +606,7 @@ class SearchSpace:
         self.validate(arch)
         out: list[float] = []
         for key, kind, values, _ in self._encoding_slots:
-            v = self._value(arch, key)
+            v = self.value(arch, key)
             if kind == "onehot":
                 out.extend(1.0 if v == c else 0.0 for c in values)
             elif v is None:

@@ -306,7 +306,7 @@ def test_generate_asks_only_open_decisions_and_builds_valid_archs(constrained, c
     assert asked and all(len(values) > 1 for _, values in asked)  # single-valued decisions are not asked
     # replaying an arch's own values rebuilds it, for every arch of the space
     for arch in constrained_archs:
-        assert constrained.generate(lambda key, values: constrained._value(arch, key)) == arch
+        assert constrained.generate(lambda key, values: constrained.value(arch, key)) == arch
 
 
 def test_sampling_is_uniform_per_choice(tiny):

@@ -48,7 +48,7 @@ def arch_value(arch: Arch, key: Key) -> Any:
     """The value ``arch`` takes at decision ``key`` (``None`` when inactive, skipped layers included)."""
     if key[0] == "layers" and key[1] < len(arch.layers) and arch.layers[key[1]].block == "skip":
         return None
-    return SearchSpace._value(arch, key)
+    return SearchSpace.value(arch, key)
 
 
 def slot_name(key: Key) -> str:

@@ -64,14 +64,7 @@ class PathSampler:
         return other if other in self.space else arch
 
     def _largest_value(self, key: tuple, values: list) -> Any:
-        big = self._largest
-        if key[0] == "layers":
-            i = key[1]
-            v = getattr(big.layers[i], key[2]) if i < len(big.layers) else None
-        elif key == ("depth",):
-            v = big.depth
-        else:
-            v = getattr(big, key[0])
+        v = SearchSpace.value(self._largest, key)
         if v in values:
             return v
         return _extreme(key, values, larger=True)  # the largest's value is not valid here (e.g. heads)
