@@ -31,6 +31,14 @@ Usage:
     OMP_NUM_THREADS=2 .venv/bin/python bench/streaming.py [--minutes 8] [--stream-minutes 4] [--dev-utts 100]
     OMP_NUM_THREADS=2 .venv/bin/python bench/streaming.py --from-scratch --minutes 10 --name streaming_from_scratch
     OMP_NUM_THREADS=2 .venv/bin/python bench/streaming.py --twin runs/bench/streaming-<time>  # skip the twin's 8 minutes
+    OMP_NUM_THREADS=2 .venv/bin/python bench/streaming.py --dynamic-chunk 0.5 --minutes 12 --control runs/bench/streaming_from_scratch-<time>
+
+``--dynamic-chunk P`` trains one model for ``--minutes`` with dynamic chunks (WeNet U2): ``supernet
+fit`` (progressive, one phase with ``streaming_prob: P``) over a space holding exactly the
+full-context arch and the streaming arch, so on a share P of the steps the shared weights run
+chunked. Both archs are extracted from the same weights and compared; ``--control RUN_DIR`` adds a
+full-context model trained on its own (``RUN_DIR/full_context.pt`` of a ``--from-scratch`` run) as
+a second reference.
 
 How the streaming arch's convolutions use the twin's kernels is ``--causal-conv`` (``NetConfig.causal_conv``):
 ``shift`` (default, as the shipped configs) moves the whole kernel into the past; ``mask`` keeps each
@@ -98,6 +106,42 @@ def train(arch, dm, minutes: float, seed: int, progress: bool, batches, tokenize
     return model, res
 
 
+def train_dynamic_chunk(full_arch, stream_arch, data, net, minutes: float, prob: float, lr: float, seed: int,
+                        run_dir: Path, progress: bool):
+    """One model trained with dynamic chunks (WeNet U2) by ``supernet fit``: progressive, one phase with
+    ``streaming_prob: prob``, over a space holding exactly ``full_arch`` and ``stream_arch``; the
+    recipe of :func:`train` (optimiser, SpecAugment, batch 16, no waveform augmentation).
+    (streaming model, full-context model, record, tokenizer): both models extracted from the same
+    final weights."""
+    import yaml
+
+    from supernet.config import to_dict
+    from supernet.space_yaml import one_arch_space
+    from supernet.subnet import extract
+    from supernet.training.config import load_fit_config
+    from supernet.training.run import fit
+
+    space = one_arch_space(full_arch, "streaming_dynamic_chunk")
+    space["streaming"] = {"chunk": [0, stream_arch.chunk], "lookahead": [stream_arch.lookahead]}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    space_path = run_dir / "space.yaml"
+    space_path.write_text(yaml.safe_dump(space, sort_keys=False), encoding="utf-8")
+    phase = {"name": "dynamic_chunk", "open": [], "steps": 10**6, "schedule": "cosine", "warmup": 0.05, "streaming_prob": prob}
+    cfg = load_fit_config(
+        ROOT / "configs/fit/progressive_fsdd.yaml", name="streaming_dynamic_chunk", out_dir=str(run_dir / "fit"), seed=seed,
+        space=str(space_path), progressive={"phases": [phase]}, net=dataclasses.asdict(net),
+        specaugment={"freq_masks": 2, "freq_width": 8, "time_masks": 2, "time_width": 20},
+        optim={"lr": lr, "schedule": "cosine", "warmup": 0.05, "weight_decay": 0.01, "grad_clip": 5.0},
+        data={**to_dict(data), "batch_size": 16},
+        trainer={"max_steps": 10**6, "max_minutes": minutes, "val_every_steps": None, "ckpt_every_steps": 500, "progress": progress})
+    result = fit(cfg, logger=True)
+    supernet = result.module.net.eval()
+    record = {"how": f"dynamic chunk (U2), streaming_prob {prob}, {minutes} min from scratch", "budget_minutes": minutes,
+              "steps": result.summary["steps"], "seconds": result.summary["elapsed_s"], "fit_dir": str(result.run_dir),
+              "params": sum(p.numel() for p in extract(supernet, full_arch).parameters())}
+    return extract(supernet, stream_arch).eval(), extract(supernet, full_arch).eval(), record, result.module.tokenizer
+
+
 def _record(arch, model, res, minutes: float, how: str) -> dict:
     return {"arch": arch.to_dict(), "describe": arch.describe(), "how": how, "budget_minutes": minutes,
             "steps": res.final_step, "best_step": res.best_step, "seconds": res.seconds,
@@ -120,6 +164,11 @@ def main(argv=None) -> int:
     ap.add_argument("--lookahead", type=int, default=2,
                     help="encoder frames (40 ms each) of look-ahead of the streaming arch, 0-3: below its chunk of 4, "
                          "as the shipped spaces require (constraints.lookahead_below_chunk); default 2")
+    ap.add_argument("--dynamic-chunk", type=float, default=None, metavar="P",
+                    help="train one model for --minutes with dynamic chunks (U2): a share P of the steps chunked; "
+                         "streaming and full context are then the same weights")
+    ap.add_argument("--control", type=Path, default=None, metavar="RUN_DIR",
+                    help="with --dynamic-chunk: also score RUN_DIR/full_context.pt (a --from-scratch run's full-context model)")
     ap.add_argument("--twin", type=Path, default=None, metavar="RUN_DIR",
                     help="start from the full-context twin an earlier run trained from scratch "
                          "(RUN_DIR/full_context_start.pt) instead of training it again for --minutes")
@@ -134,6 +183,14 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if not 0 <= args.lookahead < 4:
         ap.error(f"--lookahead {args.lookahead}: must be 0-3 (below the streaming arch's chunk of 4 encoder frames)")
+    if args.dynamic_chunk is not None and not 0.0 < args.dynamic_chunk < 1.0:
+        ap.error(f"--dynamic-chunk {args.dynamic_chunk}: must be between 0 and 1 (exclusive): the share of chunked steps")
+    if args.dynamic_chunk is not None and (args.from_scratch or args.twin or args.reuse):
+        ap.error("--dynamic-chunk trains its own model from scratch: it cannot be combined with --from-scratch, --twin or --reuse")
+    if args.control is not None and args.dynamic_chunk is None:
+        ap.error("--control is a second reference of --dynamic-chunk; without it the control is trained by the run")
+    if args.control is not None and not (args.control / "full_context.pt").is_file():
+        ap.error(f"--control {args.control}: no full_context.pt there (the folder of a --from-scratch run)")
 
     import torch
 
@@ -175,6 +232,20 @@ def main(argv=None) -> int:
             if sub.tokenizer != tok or sub.model.arch != arch:
                 raise SystemExit(f"{run_dir / f'{key}.pt'}: another arch or vocabulary than this benchmark's")
             models[key], training[key] = sub.model, sub.extra.get("bench", {})
+    elif args.dynamic_chunk is not None:
+        stream_model, full_model, rec, fit_tok = train_dynamic_chunk(full_arch, stream_arch, data, net, args.minutes, args.dynamic_chunk,
+                                                                     args.lr, args.seed, run_dir, progress)
+        if fit_tok != tok:
+            raise SystemExit(f"{rec['fit_dir']}: the fit built another vocabulary than this benchmark's data module")
+        for key, arch, model in (("streaming", stream_arch, stream_model), ("full_context", full_arch, full_model)):
+            models[key], training[key] = model, {**rec, "arch": arch.to_dict(), "describe": arch.describe()}
+            write_subnet(model, run_dir / f"{key}.pt", tok, data={}, bench=training[key])
+        print(f"dynamic chunk: {rec['steps']} steps in {rec['seconds']:.0f} s", flush=True)
+        if args.control:
+            sub = read_subnet(args.control / "full_context.pt")
+            if sub.tokenizer != tok or sub.model.arch != full_arch or replace(sub.model.net, causal_conv=net.causal_conv) != net:
+                raise SystemExit(f"{args.control / 'full_context.pt'}: another arch, vocabulary or net than this benchmark's")
+            models["control"], training["control"] = sub.model, {**sub.extra.get("bench", {}), "from": str(args.control)}
     elif args.from_scratch:
         for key, arch in (("streaming", stream_arch), ("full_context", full_arch)):
             model, res = train(arch, dm, args.minutes, args.seed, progress, batches, tok, net, lr=args.lr)
@@ -211,16 +282,26 @@ def main(argv=None) -> int:
     full_rec = Recognizer.from_model(models["full_context"].eval(), tok)
     full_hyps = [full_rec.transcribe([w])[0] for w, _ in utts]
     full_context_wer = wer(full_hyps, [t for _, t in utts])
+    control_wer = None
+    if "control" in models:
+        control_rec = Recognizer.from_model(models["control"].eval(), tok)
+        control_wer = wer([control_rec.transcribe([w])[0] for w, _ in utts], [t for _, t in utts])
     measure_load = measure.report()
 
-    ratio = ev.wer / full_context_wer if full_context_wer > 0 else float("inf") if ev.wer > 0 else 1.0
+    def over(a: float, b: float) -> float:
+        return a / b if b > 0 else float("inf") if a > 0 else 1.0
+
+    ratio = over(ev.wer, full_context_wer)
+    control_ratio = over(ev.wer, control_wer) if control_wer is not None else None
     # Two untrained models tie at ~100 % WER: the ratio would "pass" without meaning anything.
     trained = min(ev.wer, full_context_wer) < UNTRAINED_WER
     payload = {
         "arch": stream_arch.describe(), "chunk_ms": CHUNK_MS,
         "net": dataclasses.asdict(models["streaming"].net),
         "lookahead_ms": meta["streaming"]["lookahead_ms"], "dev_set": name, "dev_utterances": len(utts),
-        "training": {"mode": "reused" if args.reuse else "from scratch" if args.from_scratch else "streaming from the twin",
+        "training": {"mode": "reused" if args.reuse else "from scratch" if args.from_scratch
+                     else f"dynamic chunk (one model, streaming_prob {args.dynamic_chunk})" if args.dynamic_chunk is not None
+                     else "streaming from the twin",
                      "minutes": None if args.reuse else args.minutes,
                      "stream_minutes": None if args.reuse or args.from_scratch else args.stream_minutes,
                      "threads": args.train_threads,
@@ -228,11 +309,17 @@ def main(argv=None) -> int:
         "streaming": ev.to_dict(),
         "full_context_twin_wer": full_context_wer,
         "wer_ratio_streaming_vs_full_context": ratio,
+        # --dynamic-chunk: full_context_twin_wer is the same weights decoded with full context; the
+        # control is a full-context model trained on its own
+        "control_full_context_wer": control_wer,
+        "wer_ratio_streaming_vs_control": control_ratio,
         "step_over_chunk": {"wall_median": ev.step_ms["median"] / CHUNK_MS, "wall_p90": ev.step_ms["p90"] / CHUNK_MS,
                             "cpu_median": ev.step_cpu_ms["median"] / CHUNK_MS, "cpu_p90": ev.step_cpu_ms["p90"] / CHUNK_MS},
         "targets": {"step_over_chunk <= 0.2 (cpu p90)": ev.step_cpu_ms["p90"] / CHUNK_MS <= TARGET_RTF,
                     "step_over_chunk <= 0.2 (wall p90)": ev.step_ms["p90"] / CHUNK_MS <= TARGET_RTF,
-                    "streaming WER <= 1.15 x full-context WER": (ratio <= TARGET_WER_RATIO) if trained else None},
+                    "streaming WER <= 1.15 x full-context WER": (ratio <= TARGET_WER_RATIO) if trained else None,
+                    **({"streaming WER <= 1.15 x the control's WER": (control_ratio <= TARGET_WER_RATIO) if trained else None}
+                       if control_ratio is not None else {})},
         "wer_comparison_meaningful": trained,
         "measurement_contention": measure_load,
         "run_dir": str(run_dir),
@@ -242,9 +329,11 @@ def main(argv=None) -> int:
     path = write_result(args.name, payload, config={"minutes": args.minutes, "stream_minutes": args.stream_minutes,
                                                     "from_scratch": args.from_scratch, "dev_utts": args.dev_utts,
                                                     "causal_conv": args.causal_conv, "lookahead": args.lookahead, "twin": str(args.twin) if args.twin else None,
+                                                    "dynamic_chunk": args.dynamic_chunk, "control": str(args.control) if args.control else None,
                                                     "seed": args.seed, "data": str(args.data)}, seed=args.seed)
     print(f"streaming WER {ev.wer:.3f} (whole-utterance {ev.full_wer:.3f}), full-context twin {full_context_wer:.3f}, "
-          f"ratio {ratio:.2f}; per 160 ms piece: median {ev.step_ms['median']:.1f} ms wall / {ev.step_cpu_ms['median']:.1f} ms cpu, "
+          f"ratio {ratio:.2f}" + (f"; control {control_wer:.3f}, ratio {control_ratio:.2f}" if control_wer is not None else "")
+          + f"; per 160 ms piece: median {ev.step_ms['median']:.1f} ms wall / {ev.step_cpu_ms['median']:.1f} ms cpu, "
           f"p90 {ev.step_ms['p90']:.1f} / {ev.step_cpu_ms['p90']:.1f} ms")
     print(f"wrote {path}")
     return 0
