@@ -56,7 +56,7 @@ class Stage:
     deps: dict[str, str]
     outputs: list[str]
     call: Callable[[bool], Any]
-    resumable: bool = False
+    resume_from: str | None = None  # the output (relative to RUN) an interrupted attempt continues from
     hash: str = ""
 
     def __post_init__(self) -> None:
@@ -83,9 +83,10 @@ def plan(r: ResolvedRun) -> list[Stage]:
     cfgs = stage_configs(r, hash_view)
     out: list[Stage] = []
 
-    def add(name: str, config: Any, deps: list[str], outputs: list[str], call: Callable[[bool], Any], resumable: bool = False) -> Stage:
+    def add(name: str, config: Any, deps: list[str], outputs: list[str], call: Callable[[bool], Any],
+            resume_from: str | None = None) -> Stage:
         hashes = {d: next(s.hash for s in out if s.name == d) for d in deps}
-        st = Stage(name, config, hashes, outputs, call, resumable)
+        st = Stage(name, config, hashes, outputs, call, resume_from)
         out.append(st)
         return st
 
@@ -94,7 +95,7 @@ def plan(r: ResolvedRun) -> list[Stage]:
         add("baseline", cfgs["baseline"], ["corpus"], ["baseline/model.ckpt", "baseline/metrics.json"],
             lambda resume: S.baseline_stage(r, run_dir, resume))
     add("fit", cfgs["fit"], ["corpus"], ["fit/supernet.ckpt", "fit/summary.json"], lambda resume: S.fit_stage(r, run_dir, resume),
-        resumable=True)
+        resume_from="fit/checkpoints/last.ckpt")
     search_cfg = {"search": cfgs["search"], "run": to_dict(r.run.search)}
     search_cfg["run"].pop("set", None)
     search_cfg["run"].pop("config", None)
@@ -106,7 +107,8 @@ def plan(r: ResolvedRun) -> list[Stage]:
             return lambda resume: fn(r, run_dir, t, resume)
 
         add(f"search/{t}", {**search_cfg, "target": tcfg}, ["fit"],
-            [f"search/{t}/study.db", f"search/{t}/summary.json", f"search/{t}/selected.json"], bind(S.search_stage), resumable=True)
+            [f"search/{t}/study.db", f"search/{t}/summary.json", f"search/{t}/selected.json"], bind(S.search_stage),
+            resume_from=f"search/{t}/study.db")
         add(f"finetune/{t}", cfgs["finetune"], [f"search/{t}"], [f"finetune/{t}/subnet.pt", f"finetune/{t}/finetune.json"],
             bind(S.finetune_stage))
         add(f"export/{t}", cfgs["export"], [f"finetune/{t}"], [f"export/{t}/metadata.json"], bind(S.export_stage))
@@ -178,8 +180,12 @@ def run_pipeline(r: ResolvedRun, raw: dict | None = None, only: Callable[[str], 
             _say(f"[run] {st.name}: skipped (current, hash {st.hash})")
             summary.actions[st.name] = "skipped"
             continue
-        resume = d.action == "resume" and st.resumable
-        _say(f"[run] {st.name}: {'resuming' if resume else 'started'} ({d.reason})")
+        # an interrupted stage continues only from what its attempt left (a checkpoint, a study);
+        # without it, it starts again, and the ledger says so (resumed: false)
+        resume = d.action == "resume" and st.resume_from is not None and (r.out / st.resume_from).exists()
+        _say(f"[run] {st.name}: {'resuming' if resume else 'started'} ({d.reason}"
+             + (f"; nothing to resume from, {st.resume_from} is missing" if d.action == "resume" and not resume and st.resume_from else "")
+             + ")")
         t0 = time.monotonic()
         try:
             with ledger.record(st.name, st.hash, st.deps, st.outputs) as entry:
