@@ -8,6 +8,7 @@ interrupted fit that resumes. Bad configs fail before any stage runs.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -138,6 +139,17 @@ def test_interrupted_fit_resumes_from_its_checkpoint(tiny_run):
     stages = _stages(out)
     assert stages["fit"]["status"] == "done" and stages["fit"]["attempts"] == 2 and (out / "fit/supernet.ckpt").is_file()
     assert json.loads((out / "fit/summary.json").read_text())["steps"] == 3  # ends where the uninterrupted run ended
+    assert stages["fit"]["resumed"] is True
+    # killed before its first checkpoint: it starts again, and the ledger does not call that resuming
+    ledger = json.loads((out / "stages.json").read_text())
+    ledger["stages"]["fit"]["status"] = "running"
+    (out / "stages.json").write_text(json.dumps(ledger))
+    shutil.rmtree(ckpts)
+    (out / "fit/supernet.ckpt").unlink()
+    summary = again("search.dev_utterances=3", only=lambda name: name in ("corpus", "fit"))
+    assert summary.actions == {"corpus": "skipped", "fit": "ran"}
+    stages = _stages(out)
+    assert stages["fit"]["resumed"] is False and stages["fit"]["attempts"] == 3 and (out / "fit/supernet.ckpt").is_file()
 
 
 @pytest.mark.parametrize("override, needle", [
@@ -215,3 +227,22 @@ def test_a_failed_stage_is_marked_failed_with_its_error_and_resumes(tmp_path):
     with ledger.record("search_mobile", "h1", {}, []):
         pass
     assert Ledger(tmp_path).stages["search_mobile"]["status"] == "done"
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs/run").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_run_configs_resolve_and_their_fit_strategy_builds(path, monkeypatch):
+    """Every configs/run/*.yaml resolves (each stage's config is checked) and its fit's strategy
+    accepts the space (e.g. streaming_prob needs streaming chunks): a typo fails here, not after minutes."""
+    from supernet.pipeline.config import load_run_config, resolve_run
+    from supernet.pipeline.run import plan
+    from supernet.space import SearchSpace
+    from supernet.training.strategies import build_strategy
+
+    monkeypatch.chdir(REPO)
+    run, _ = load_run_config(path, [])
+    r = resolve_run(run, str(path))
+    stages = plan(r)
+    assert {"corpus", "fit", "report"} <= {s.name for s in stages}
+    assert len({s.hash for s in stages}) == len(stages)
+    space = SearchSpace.from_yaml(r.fit.space)
+    build_strategy(r.fit, space, net=None)
