@@ -74,6 +74,9 @@ def mobile_arch(chunk: int = 4, lookahead: int | None = 2):
 # (BENCHMARKS.md); the quickstart and the rank-check references train at 1e-3 for the same reason.
 SCRATCH_LR = 1e-3
 CONTINUE_LR = 1e-3  # from the twin's weights: the same warm-up + cosine over --stream-minutes
+# The one training recipe of every model here (train() and train_dynamic_chunk()), besides the rate.
+OPTIM = {"schedule": "cosine", "warmup": 0.05, "weight_decay": 0.01, "grad_clip": 5.0}
+SPECAUGMENT = {"freq_masks": 2, "freq_width": 8, "time_masks": 2, "time_width": 20}
 
 
 def net_config(frame_norm: bool = False, causal_conv: str = "shift"):
@@ -99,8 +102,7 @@ def train(arch, dm, minutes: float, seed: int, progress: bool, batches, tokenize
     if init is not None:
         model.load_state_dict(init.state_dict())  # strict: the streaming arch has the twin's parameters
     cfg = TrainConfig(max_steps=10**6, max_minutes=minutes, eval_every=150, patience=10**6, monitor="wer", batch_size=16,
-                      optim=OptimConfig(lr=lr, schedule="cosine", warmup=0.05, weight_decay=0.01, grad_clip=5.0),
-                      specaugment=SpecAugmentConfig(freq_masks=2, freq_width=8, time_masks=2, time_width=20), seed=seed)
+                      optim=OptimConfig(lr=lr, **OPTIM), specaugment=SpecAugmentConfig(**SPECAUGMENT), seed=seed)
     res = train_subnet(model, dm.train_set, cfg, lambda m: score_subnet(m, batches, tokenizer), progress=progress,
                        label=arch.describe())
     return model, res
@@ -130,16 +132,29 @@ def train_dynamic_chunk(full_arch, stream_arch, data, net, minutes: float, prob:
     cfg = load_fit_config(
         ROOT / "configs/fit/progressive_fsdd.yaml", name="streaming_dynamic_chunk", out_dir=str(run_dir / "fit"), seed=seed,
         space=str(space_path), progressive={"phases": [phase]}, net=dataclasses.asdict(net),
-        specaugment={"freq_masks": 2, "freq_width": 8, "time_masks": 2, "time_width": 20},
-        optim={"lr": lr, "schedule": "cosine", "warmup": 0.05, "weight_decay": 0.01, "grad_clip": 5.0},
+        specaugment=SPECAUGMENT, optim={"lr": lr, **OPTIM},
         data={**to_dict(data), "batch_size": 16},
         trainer={"max_steps": 10**6, "max_minutes": minutes, "val_every_steps": None, "ckpt_every_steps": 500, "progress": progress})
     result = fit(cfg, logger=True)
     supernet = result.module.net.eval()
+    full = extract(supernet, full_arch).eval()
     record = {"how": f"dynamic chunk (U2), streaming_prob {prob}, {minutes} min from scratch", "budget_minutes": minutes,
               "steps": result.summary["steps"], "seconds": result.summary["elapsed_s"], "fit_dir": str(result.run_dir),
-              "params": sum(p.numel() for p in extract(supernet, full_arch).parameters())}
-    return extract(supernet, stream_arch).eval(), extract(supernet, full_arch).eval(), record, result.module.tokenizer
+              "params": sum(p.numel() for p in full.parameters())}
+    return extract(supernet, stream_arch).eval(), full, record, result.module.tokenizer
+
+
+def read_full_context(path: Path, tok, full_arch, net):
+    """(model, its bench record with ``from``) of a full-context model an earlier run saved, checked
+    against this benchmark's arch, vocabulary and net (a full-context model does not depend on
+    ``causal_conv``; everything else must match)."""
+    from supernet.extraction import read_subnet
+
+    sub = read_subnet(path)
+    if sub.tokenizer != tok or sub.model.arch != full_arch or replace(sub.model.net, causal_conv=net.causal_conv) != net:
+        raise SystemExit(f"{path}: another arch, vocabulary or net than this benchmark's (a full-context model does not "
+                         "depend on causal_conv; everything else must match)")
+    return sub.model, {**sub.extra.get("bench", {}), "from": str(path.parent)}
 
 
 def _record(arch, model, res, minutes: float, how: str) -> dict:
@@ -242,21 +257,14 @@ def main(argv=None) -> int:
             write_subnet(model, run_dir / f"{key}.pt", tok, data={}, bench=training[key])
         print(f"dynamic chunk: {rec['steps']} steps in {rec['seconds']:.0f} s", flush=True)
         if args.control:
-            sub = read_subnet(args.control / "full_context.pt")
-            if sub.tokenizer != tok or sub.model.arch != full_arch or replace(sub.model.net, causal_conv=net.causal_conv) != net:
-                raise SystemExit(f"{args.control / 'full_context.pt'}: another arch, vocabulary or net than this benchmark's")
-            models["control"], training["control"] = sub.model, {**sub.extra.get("bench", {}), "from": str(args.control)}
+            models["control"], training["control"] = read_full_context(args.control / "full_context.pt", tok, full_arch, net)
     elif args.from_scratch:
         for key, arch in (("streaming", stream_arch), ("full_context", full_arch)):
             model, res = train(arch, dm, args.minutes, args.seed, progress, batches, tok, net, lr=args.lr)
             keep(key, arch, model, res, args.minutes, f"from scratch, {args.minutes} min")
     else:
         if args.twin:
-            sub = read_subnet(args.twin / "full_context_start.pt")
-            if sub.tokenizer != tok or sub.model.arch != full_arch or replace(sub.model.net, causal_conv=net.causal_conv) != net:
-                raise SystemExit(f"{args.twin / 'full_context_start.pt'}: another arch, vocabulary or net than this "
-                                 "benchmark's (a full-context twin does not depend on causal_conv; everything else must match)")
-            twin, training["full_context_start"] = sub.model, {**sub.extra.get("bench", {}), "from": str(args.twin)}
+            twin, training["full_context_start"] = read_full_context(args.twin / "full_context_start.pt", tok, full_arch, net)
             args.minutes = training["full_context_start"].get("budget_minutes", args.minutes)
         else:
             twin, res = train(full_arch, dm, args.minutes, args.seed, progress, batches, tok, net, lr=args.lr)
@@ -279,13 +287,13 @@ def main(argv=None) -> int:
     utts = [(it["audio"], it["text"]) for it in items]
     measure = Contention(1)
     ev = evaluate_streaming(rec, utts, chunk_ms=CHUNK_MS, threads=1, progress=not args.no_progress)
-    full_rec = Recognizer.from_model(models["full_context"].eval(), tok)
-    full_hyps = [full_rec.transcribe([w])[0] for w, _ in utts]
-    full_context_wer = wer(full_hyps, [t for _, t in utts])
-    control_wer = None
-    if "control" in models:
-        control_rec = Recognizer.from_model(models["control"].eval(), tok)
-        control_wer = wer([control_rec.transcribe([w])[0] for w, _ in utts], [t for _, t in utts])
+
+    def whole_utterance_wer(model) -> float:  # eager, one utterance at a time, as the streaming side
+        rec = Recognizer.from_model(model.eval(), tok)
+        return wer([rec.transcribe([w])[0] for w, _ in utts], [t for _, t in utts])
+
+    full_context_wer = whole_utterance_wer(models["full_context"])
+    control_wer = whole_utterance_wer(models["control"]) if "control" in models else None
     measure_load = measure.report()
 
     def over(a: float, b: float) -> float:
