@@ -185,6 +185,8 @@ def test_progressive_and_second_order_darts_with_hardware_loss(make_cfg):
               {"name": "kernel", "open": ["kernel"], "steps": 1, "streaming_prob": 1.0}, {"name": "all", "open": ["all"], "steps": 1}]
     prog = fit(make_cfg("progressive", strategy="progressive", progressive={"phases": phases}), logger=False)
     assert prog.module.batches_seen == 4 and prog.summary["nonfinite_steps"] == 0
+    trained = [prog.module.strategy.paths(step / 4, step) for step in range(4)]
+    assert all(a.chunk > 0 for paths in trained[:3] for _, a in paths)  # the steps that ran were chunked
     darts = fit(make_cfg("darts2", strategy="darts", bilevel={"order": 2, "warmup_steps": 0},
                          hardware={"enabled": True, "cost": "params", "target": 1000.0, "weight": 1.0},
                          derive_budget=60000.0, trainer={"max_steps": 2}))
