@@ -183,9 +183,10 @@ def run_pipeline(r: ResolvedRun, raw: dict | None = None, only: Callable[[str], 
         # an interrupted stage continues only from what its attempt left (a checkpoint, a study);
         # without it, it starts again, and the ledger says so (resumed: false)
         resume = d.action == "resume" and st.resume_from is not None and (r.out / st.resume_from).exists()
-        _say(f"[run] {st.name}: {'resuming' if resume else 'started'} ({d.reason}"
-             + (f"; nothing to resume from, {st.resume_from} is missing" if d.action == "resume" and not resume and st.resume_from else "")
-             + ")")
+        reason = d.reason
+        if d.action == "resume" and not resume and st.resume_from:
+            reason += f"; nothing to resume from, {st.resume_from} is missing"
+        _say(f"[run] {st.name}: {'resuming' if resume else 'started'} ({reason})")
         t0 = time.monotonic()
         try:
             with ledger.record(st.name, st.hash, st.deps, st.outputs) as entry:
