@@ -96,6 +96,40 @@ def test_second_run_skips_every_stage(tiny_run):
            {n: e["finished"] for n, e in before.items() if "finished" in e}
 
 
+def test_same_config_and_seed_give_the_same_models(tmp_path, fsdd_dir, tiny_corpus, corpus_cache_dir, monkeypatch):
+    """Step budgets (no wall clock decides anything): two runs select, fine-tune and score the same."""
+    import torch
+
+    monkeypatch.chdir(REPO)
+    a, b = tmp_path / "a", tmp_path / "b"
+    _run(a, fsdd_dir, corpus_cache_dir)
+    _run(b, fsdd_dir, corpus_cache_dir)
+    for name, e in _stages(a).items():
+        assert "stopped_by" not in e, name  # no stage was ended by a wall-clock guard
+    assert json.loads((a / "baseline/metrics.json").read_text())["test"] == json.loads((b / "baseline/metrics.json").read_text())["test"]
+    assert json.loads((a / "fit/summary.json").read_text())["dev"] == json.loads((b / "fit/summary.json").read_text())["dev"]
+    for t in TARGETS:
+        sel_a, sel_b = (json.loads((d / f"search/{t}/selected.json").read_text()) for d in (a, b))
+        assert sel_a["arch"] == sel_b["arch"] and sel_a["metrics"]["wer"] == sel_b["metrics"]["wer"], t
+        wa, wb = (torch.load(d / f"finetune/{t}/subnet.pt", map_location="cpu", weights_only=False) for d in (a, b))
+        state_a, state_b = wa["state_dict"], wb["state_dict"]
+        assert state_a.keys() == state_b.keys() and all(torch.equal(state_a[k], state_b[k]) for k in state_a), t
+        ev_a, ev_b = (json.loads((d / f"eval/{t}.json").read_text()) for d in (a, b))
+        assert ev_a["wer"] == ev_b["wer"] and ev_a["streaming_wer"] == ev_b["streaming_wer"], t
+        assert [u["hyp"] for u in ev_a["utterances"]] == [u["hyp"] for u in ev_b["utterances"]], t
+
+
+def test_a_stage_ended_by_its_wall_clock_guard_says_so(tmp_path, fsdd_dir, tiny_corpus, corpus_cache_dir, monkeypatch, capsys):
+    monkeypatch.chdir(REPO)
+    out = tmp_path / "guarded"
+    # a guard of 6 ms ends the fit after its first step of 3
+    _run(out, fsdd_dir, corpus_cache_dir, "fit.set.trainer.max_minutes=0.0001", only=lambda n: n in ("corpus", "fit"))
+    assert _stages(out)["fit"]["stopped_by"] == "max_minutes"
+    summary = json.loads((out / "fit/summary.json").read_text())
+    assert summary["stopped_by"] == "max_minutes" and summary["steps"] < summary["total_steps"] == 3
+    assert "fit: ended by its max_minutes guard before its step budget" in capsys.readouterr().err
+
+
 def test_results_lines_give_each_models_test_wer_and_say_what_is_missing(tiny_run):
     from supernet.pipeline.run import results_lines
 

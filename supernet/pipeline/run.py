@@ -191,7 +191,9 @@ def run_pipeline(r: ResolvedRun, raw: dict | None = None, only: Callable[[str], 
         try:
             with ledger.record(st.name, st.hash, st.deps, st.outputs) as entry:
                 entry["resumed"] = resume
-                st.call(resume)
+                result = st.call(resume)
+                if stopped_by_clock(result):
+                    entry["stopped_by"] = "max_minutes"
         except ReportUnavailable as e:
             ledger.forget(st.name)
             _say(f"[run] {st.name}: skipped: {e}")
@@ -207,11 +209,22 @@ def run_pipeline(r: ResolvedRun, raw: dict | None = None, only: Callable[[str], 
         summary.seconds[st.name] = time.monotonic() - t0
         redone.add(st.name)
         _say(f"[run] {st.name}: done in {summary.seconds[st.name]:.0f} s")
+        if stopped_by_clock(result):
+            _say(f"[run] {st.name}: ended by its max_minutes guard before its step budget, so its result depends "
+                 f"on this machine's speed; raise max_minutes for a run that repeats exactly")
     summary.wall_seconds = time.monotonic() - t_start
     _say(f"[run] {r.out}: {sum(a in ('ran', 'resumed') for a in summary.actions.values())} stage(s) ran, "
          f"{sum(a == 'skipped' for a in summary.actions.values())} current; this call {summary.wall_seconds:.0f} s; "
          f"all stages {ledger.total('seconds'):.0f} s wall, {ledger.total('cpu_seconds'):.0f} s CPU")
     return summary
+
+
+def stopped_by_clock(result: Any) -> bool:
+    """Whether a stage's training or search ended on its wall-clock guard (``max_minutes``).
+
+    Baseline, fit and search summaries say ``stopped_by``; fine-tuning says ``stopped``.
+    """
+    return isinstance(result, dict) and result.get("stopped_by", result.get("stopped")) == "max_minutes"
 
 
 def results_lines(out: str | Path, targets: list[str] | tuple[str, ...] = ()) -> list[str]:

@@ -296,6 +296,9 @@ def finish(cfg: FitConfig, run_dir: Path, space: SearchSpace, dm: FitDataModule,
     summary: dict[str, Any] = {
         "strategy": cfg.strategy,
         "steps": module.batches_seen,
+        "total_steps": cfg.total_steps,
+        # a wall-clock budget ends the run before its steps: then the result depends on the machine's speed
+        "stopped_by": "max_steps" if module.batches_seen >= cfg.total_steps else "max_minutes",
         "nonfinite_steps": module.nonfinite_total,
         "kd_unmatched": module.kd_unmatched,
         "elapsed_s": round(module.elapsed_before, 1),
