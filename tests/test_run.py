@@ -280,3 +280,17 @@ def test_shipped_run_configs_resolve_and_their_fit_strategy_builds(path, monkeyp
     assert len({s.hash for s in stages}) == len(stages)
     space = SearchSpace.from_yaml(r.fit.space)
     build_strategy(r.fit, space, net=None)
+
+
+def test_quickstart_trains_by_steps_only(monkeypatch):
+    """`make demo` must repeat: a training max_minutes steers the learning-rate schedule (progress is
+    max(steps, time)), so the quickstart's training stages have none; its search cap only stops it."""
+    from supernet.pipeline.config import load_run_config, resolve_run
+
+    monkeypatch.chdir(REPO)
+    path = REPO / "configs/run/quickstart.yaml"
+    run, _ = load_run_config(path, [])
+    r = resolve_run(run, str(path))
+    assert r.baseline.trainer.max_minutes is None and r.baseline.trainer.max_steps < 100_000
+    assert r.fit.trainer.max_minutes is None and r.fit.strategy == "progressive"
+    assert r.finetune.train.max_minutes is None
