@@ -100,6 +100,8 @@ def test_same_config_and_seed_give_the_same_models(tmp_path, fsdd_dir, tiny_corp
     """Step budgets (no wall clock decides anything): two runs select, fine-tune and score the same."""
     import torch
 
+    from supernet.extraction import read_subnet
+
     monkeypatch.chdir(REPO)
     a, b = tmp_path / "a", tmp_path / "b"
     _run(a, fsdd_dir, corpus_cache_dir)
@@ -111,8 +113,7 @@ def test_same_config_and_seed_give_the_same_models(tmp_path, fsdd_dir, tiny_corp
     for t in TARGETS:
         sel_a, sel_b = (json.loads((d / f"search/{t}/selected.json").read_text()) for d in (a, b))
         assert sel_a["arch"] == sel_b["arch"] and sel_a["metrics"]["wer"] == sel_b["metrics"]["wer"], t
-        wa, wb = (torch.load(d / f"finetune/{t}/subnet.pt", map_location="cpu", weights_only=False) for d in (a, b))
-        state_a, state_b = wa["state_dict"], wb["state_dict"]
+        state_a, state_b = (read_subnet(d / f"finetune/{t}/subnet.pt").model.state_dict() for d in (a, b))
         assert state_a.keys() == state_b.keys() and all(torch.equal(state_a[k], state_b[k]) for k in state_a), t
         ev_a, ev_b = (json.loads((d / f"eval/{t}.json").read_text()) for d in (a, b))
         assert ev_a["wer"] == ev_b["wer"] and ev_a["streaming_wer"] == ev_b["streaming_wer"], t

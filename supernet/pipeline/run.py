@@ -191,8 +191,8 @@ def run_pipeline(r: ResolvedRun, raw: dict | None = None, only: Callable[[str], 
         try:
             with ledger.record(st.name, st.hash, st.deps, st.outputs) as entry:
                 entry["resumed"] = resume
-                result = st.call(resume)
-                if stopped_by_clock(result):
+                clocked = stopped_by_clock(st.call(resume))
+                if clocked:
                     entry["stopped_by"] = "max_minutes"
         except ReportUnavailable as e:
             ledger.forget(st.name)
@@ -209,7 +209,7 @@ def run_pipeline(r: ResolvedRun, raw: dict | None = None, only: Callable[[str], 
         summary.seconds[st.name] = time.monotonic() - t0
         redone.add(st.name)
         _say(f"[run] {st.name}: done in {summary.seconds[st.name]:.0f} s")
-        if stopped_by_clock(result):
+        if clocked:
             _say(f"[run] {st.name}: ended by its max_minutes guard before its step budget, so its result depends "
                  f"on this machine's speed; raise max_minutes for a run that repeats exactly")
     summary.wall_seconds = time.monotonic() - t_start
