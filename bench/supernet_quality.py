@@ -21,6 +21,8 @@
     OMP_NUM_THREADS=2 .venv/bin/python bench/supernet_quality.py --config configs/fit/sandwich.yaml
     OMP_NUM_THREADS=2 .venv/bin/python bench/supernet_quality.py --config configs/fit/progressive_fsdd.yaml \
         --tag progressive_fsdd                 # issue #9's setting (FSDD)
+    OMP_NUM_THREADS=2 .venv/bin/python bench/supernet_quality.py --config configs/fit/progressive_fsdd.yaml \
+        --set net.frame_norm=true --tag progressive_fsdd_framenorm   # the same with the per-frame LayerNorm
 Writes bench/results/supernet_quality[_TAG].json and the runs under runs/bench/supernet_quality/.
 """
 
@@ -112,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="standalone runs take the supernet's step count instead of its wall clock (issue #4's comparison)")
     p.add_argument("--warm-start", action="store_true",
                    help="initialise the supernet from the standalone largest run (trained first; its time is reported)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override of the fit config, as on supernet fit's command line (e.g. net.frame_norm=true); "
+                        "repeatable; the standalone runs get it too")
     p.add_argument("--tag", default="", help="suffix of the result file and run folder (e.g. the variant)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--run-dir", default=str(REPO / "runs/bench/supernet_quality"))
@@ -122,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from supernet.config import from_dict, load_yaml
+    from supernet.config import apply_override, from_dict, load_yaml
     from supernet.space import SearchSpace
     from supernet.training.config import FitConfig
     from supernet.training.run import fit
@@ -134,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out or REPO / f"bench/results/supernet_quality{suffix}.json")
     alone_minutes = args.standalone_minutes or args.minutes
     base = load_yaml(REPO / args.config)
+    for item in args.overrides:
+        base = apply_override(base, item)
     base["space"] = str(REPO / base.get("space", "configs/space/conformer_elastic.yaml"))
     base.setdefault("data", {})
     base["data"]["cache_dir"] = str(REPO / base["data"].get("cache_dir", "cache/corpora"))  # relative to the repo
@@ -158,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.same_steps:
         alone = {tag: run_standalone(cfg, arch, tag, None, root, steps=steps) for tag, arch in archs.items()}
     report: dict[str, Any] = {
-        "config": args.config, "strategy": cfg.strategy, "budget_minutes": args.minutes,
+        "config": args.config, "overrides": args.overrides, "strategy": cfg.strategy, "budget_minutes": args.minutes,
         "warm_start": alone["largest"]["dir"] if args.warm_start else None,
         "warm_start_minutes": alone["largest"]["minutes"] if args.warm_start else 0.0,
         "supernet": {"steps": steps, "minutes": round(minutes, 2), "dev": sup.summary["dev"],
