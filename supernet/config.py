@@ -203,6 +203,14 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
+def check_minutes(cfg: Any, *names: str) -> None:
+    """Raise ValueError unless each wall-clock field ``names`` of ``cfg`` is null or > 0."""
+    for name in names:
+        value = getattr(cfg, name)
+        if value is not None and value <= 0:
+            raise ValueError(f"{name} must be > 0 (or null), got {value}")
+
+
 # Field metadata of an option added after caches were keyed: at its default it is left out of
 # config_hash, so that turning nothing on keeps every existing key (e.g. rank-check references
 # that took GPU hours). Use: field(default=..., metadata=NEW_OPTION).

@@ -204,6 +204,29 @@ def test_same_seed_same_losses(tiny_data_config):
     assert a != c
 
 
+def test_time_limit_only_stops_the_run_and_stays_out_of_the_schedule(tiny_data_config, tmp_path):
+    import json
+    import time
+
+    from supernet.baseline.module import BaselineModule
+    from supernet.baseline.train import fit
+
+    cfg = tiny_config(tiny_data_config, max_steps=10)
+    dm = _datamodule(cfg)
+    guarded = BaselineModule(replace(cfg, trainer=replace(cfg.trainer, time_limit_minutes=1.0)), dm.tokenizer)
+    budgeted = BaselineModule(replace(cfg, trainer=replace(cfg.trainer, max_minutes=1.0)), dm.tokenizer)
+    for m in (guarded, budgeted):
+        m._t0 = time.monotonic() - 30.0  # half a minute into the run, at step 0
+    assert guarded.progress() == 0.0  # the guard is not part of the schedule's progress
+    assert budgeted.progress() >= 0.5  # a budget is
+    with pytest.raises(ValueError, match="time_limit_minutes must be > 0"):
+        replace(cfg.trainer, time_limit_minutes=0.0)
+    # a 6 ms guard ends the run after its first step and says so
+    fit(replace(cfg, trainer=replace(cfg.trainer, time_limit_minutes=0.0001)), tmp_path / "run", progress=False)
+    metrics = json.loads((tmp_path / "run/metrics.json").read_text())
+    assert metrics["stopped_by"] == "time_limit" and metrics["steps"] < 10
+
+
 def test_checkpoint_round_trip(tiny_data_config, tmp_path):
     from supernet.baseline.module import BaselineModule, load_baseline
     from supernet.baseline.train import make_trainer, setup_torch

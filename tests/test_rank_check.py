@@ -118,6 +118,27 @@ def test_train_subnet_stop_at_ends_the_run_at_the_first_evaluation_that_reaches_
     assert [p["wer"] for p in res.curve] == [1.0, 0.9, 0.45]
 
 
+def test_train_subnet_time_limit_stops_without_steering_the_schedule():
+    from supernet.baseline.config import OptimConfig
+    from supernet.subnet import SubnetModel
+
+    arch, model, items = _tiny_subnet_and_items()
+    optim = OptimConfig(lr=1e-2, schedule="cosine", warmup=0.0)
+    score = lambda m: {"loss": 1.0, "wer": 1.0, "cer": 1.0}  # noqa: E731
+    cut = train_subnet(model, items, TrainConfig(max_steps=50, eval_every=10, patience=5, batch_size=3, optim=optim,
+                                                 time_limit_minutes=1e-7), score)
+    assert cut.stopped == "time_limit" and cut.final_step == 1
+    # a guard that is not reached changes nothing: the same weights as without one
+    runs = []
+    for limit in (None, 60.0):
+        torch.manual_seed(0)
+        m = SubnetModel(arch, 6)
+        train_subnet(m, items, TrainConfig(max_steps=4, eval_every=2, patience=5, batch_size=3, optim=optim,
+                                           time_limit_minutes=limit), score)
+        runs.append(m.state_dict())
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+
+
 def test_train_subnet_newbob_decays_the_learning_rate_from_the_best_weights():
     from supernet.baseline.config import OptimConfig
 

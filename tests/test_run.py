@@ -120,15 +120,17 @@ def test_same_config_and_seed_give_the_same_models(tmp_path, fsdd_dir, tiny_corp
         assert [u["hyp"] for u in ev_a["utterances"]] == [u["hyp"] for u in ev_b["utterances"]], t
 
 
-def test_a_stage_ended_by_its_wall_clock_guard_says_so(tmp_path, fsdd_dir, tiny_corpus, corpus_cache_dir, monkeypatch, capsys):
+@pytest.mark.parametrize("field,stopped_by", [("max_minutes", "max_minutes"), ("time_limit_minutes", "time_limit")])
+def test_a_stage_ended_by_its_wall_clock_says_so(field, stopped_by, tmp_path, fsdd_dir, tiny_corpus, corpus_cache_dir,
+                                                 monkeypatch, capsys):
     monkeypatch.chdir(REPO)
     out = tmp_path / "guarded"
-    # a guard of 6 ms ends the fit after its first step of 3
-    _run(out, fsdd_dir, corpus_cache_dir, "fit.set.trainer.max_minutes=0.0001", only=lambda n: n in ("corpus", "fit"))
-    assert _stages(out)["fit"]["stopped_by"] == "max_minutes"
+    # 6 ms end the fit after its first step of 3
+    _run(out, fsdd_dir, corpus_cache_dir, f"fit.set.trainer.{field}=0.0001", only=lambda n: n in ("corpus", "fit"))
+    assert _stages(out)["fit"]["stopped_by"] == field
     summary = json.loads((out / "fit/summary.json").read_text())
-    assert summary["stopped_by"] == "max_minutes" and summary["steps"] < summary["total_steps"] == 3
-    assert "fit: ended by its max_minutes guard before its step budget" in capsys.readouterr().err
+    assert summary["stopped_by"] == stopped_by and summary["steps"] < summary["total_steps"] == 3
+    assert f"fit: ended by its {field} before its step budget" in capsys.readouterr().err
 
 
 def test_results_lines_give_each_models_test_wer_and_say_what_is_missing(tiny_run):
@@ -285,7 +287,8 @@ def test_shipped_run_configs_resolve_and_their_fit_strategy_builds(path, monkeyp
 
 def test_quickstart_trains_by_steps_only(monkeypatch):
     """`make demo` must repeat: a training max_minutes steers the learning-rate schedule (progress is
-    max(steps, time)), so the quickstart's training stages have none; its search cap only stops it."""
+    max(steps, time)), so the quickstart's training stages have none, only stop-only guards
+    (time_limit_minutes); its search cap only stops it."""
     from supernet.pipeline.config import load_run_config, resolve_run
 
     monkeypatch.chdir(REPO)
@@ -295,3 +298,5 @@ def test_quickstart_trains_by_steps_only(monkeypatch):
     assert r.baseline.trainer.max_minutes is None and r.baseline.trainer.max_steps < 100_000
     assert r.fit.trainer.max_minutes is None and r.fit.strategy == "progressive"
     assert r.finetune.train.max_minutes is None
+    guards = (r.baseline.trainer.time_limit_minutes, r.fit.trainer.time_limit_minutes, r.finetune.train.time_limit_minutes)
+    assert all(g is not None and g > 0 for g in guards)

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from supernet.baseline.augment import AugmentConfig
 from supernet.baseline.models import ModelConfig
+from supernet.config import NEW_OPTION, check_minutes
 from supernet.data.datamodule import DataConfig
 from supernet.data.features import SpecAugmentConfig
 
@@ -76,8 +77,13 @@ class TrainerConfig:
     """How long and how a run trains.
 
     Args:
-        max_steps: optimiser steps (the run stops at whichever of max_steps / max_minutes comes first).
-        max_minutes: wall-clock training budget in minutes (None: steps only, fully reproducible).
+        max_steps: optimiser steps (the run stops at whichever of max_steps / max_minutes /
+            time_limit_minutes comes first).
+        max_minutes: wall-clock training budget in minutes (None: steps only, fully reproducible);
+            part of the schedule (see :class:`OptimConfig`), so it changes the warm-up on a slow
+            machine even when the run never reaches it.
+        time_limit_minutes: a wall-clock guard that only stops the run (None: off); it never
+            enters the schedule, so a run that ends before it repeats exactly.
         val_every_steps: validate on the dev sets every N steps (None: only at the end).
         log_every_steps: how often the training loss is logged.
         num_threads: torch CPU threads (None: leave torch's default / OMP_NUM_THREADS).
@@ -88,6 +94,7 @@ class TrainerConfig:
 
     max_steps: int = 2000
     max_minutes: float | None = None
+    time_limit_minutes: float | None = field(default=None, metadata=NEW_OPTION)
     val_every_steps: int | None = None
     log_every_steps: int = 25
     num_threads: int | None = None
@@ -98,8 +105,7 @@ class TrainerConfig:
     def __post_init__(self) -> None:
         if self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
-        if self.max_minutes is not None and self.max_minutes <= 0:
-            raise ValueError(f"max_minutes must be > 0 (or null for no wall budget), got {self.max_minutes}")
+        check_minutes(self, "max_minutes", "time_limit_minutes")
         if self.val_every_steps is not None and self.val_every_steps < 1:
             raise ValueError(f"val_every_steps must be >= 1 or null, got {self.val_every_steps}")
         if self.num_threads is not None and self.num_threads < 1:

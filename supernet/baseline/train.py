@@ -61,7 +61,7 @@ def make_trainer(cfg: BaselineConfig, out_dir: Path | None = None, progress: boo
         precision=t.precision,
         max_steps=t.max_steps,
         max_epochs=-1,
-        max_time=timedelta(minutes=t.max_minutes) if t.max_minutes is not None else None,
+        max_time=timedelta(minutes=wall) if (wall := _wall_stop(t)) is not None else None,
         gradient_clip_val=cfg.optim.grad_clip or None,
         log_every_n_steps=t.log_every_steps,
         enable_progress_bar=progress,
@@ -80,6 +80,13 @@ def make_trainer(cfg: BaselineConfig, out_dir: Path | None = None, progress: boo
     kw.update(overrides)
     kw["callbacks"] = (kw["callbacks"] or []) + list(extra)
     return L.Trainer(**kw)
+
+
+def _wall_stop(t: Any) -> float | None:
+    """Minutes after which the run stops: the earlier of the budget (``max_minutes``, which also
+    steers the schedule) and the stop-only guard (``time_limit_minutes``); None: steps only."""
+    limits = [m for m in (t.max_minutes, t.time_limit_minutes) if m is not None]
+    return min(limits) if limits else None
 
 
 def _quiet_lightning() -> None:
@@ -155,7 +162,8 @@ def fit(cfg: BaselineConfig, out_dir: str | Path, progress: bool = True) -> dict
         "steps": steps,
         "train_seconds": round(train_seconds, 1),
         "steps_per_second": round(steps / train_seconds, 3) if train_seconds > 0 else None,
-        "stopped_by": "max_steps" if steps >= cfg.trainer.max_steps else "max_minutes",
+        "stopped_by": "max_steps" if steps >= cfg.trainer.max_steps else (
+            "time_limit" if _wall_stop(cfg.trainer) == cfg.trainer.time_limit_minutes else "max_minutes"),
         "torch_threads": torch.get_num_threads(),
         # CPU seconds this process got while training, and that as a share of threads x wall time:
         # ~1 on an idle machine, lower when other processes compete for the cores.

@@ -34,7 +34,7 @@ from torch import nn
 
 from supernet.baseline.augment import AugmentConfig, WaveAugment
 from supernet.baseline.config import OptimConfig
-from supernet.config import NEW_OPTION
+from supernet.config import NEW_OPTION, check_minutes
 from supernet.data.datamodule import LengthBucketSampler, collate
 from supernet.data.features import SpecAugment, SpecAugmentConfig
 
@@ -57,7 +57,10 @@ class TrainConfig:
 
     Args:
         max_steps: cap on optimiser steps.
-        max_minutes: cap on wall-clock training time (None: steps only, reproducible).
+        max_minutes: cap on wall-clock training time (None: steps only, reproducible); part of
+            the schedule's progress (see ``optim``).
+        time_limit_minutes: a wall-clock guard that only stops the run (``stopped =
+            "time_limit"``); it never enters the schedule, so a run that ends before it repeats.
         eval_every: steps between dev evaluations.
         patience: stop after this many evaluations without improvement of ``monitor``.
         decay_patience: "newbob" learning-rate decay (as Kaldi and ESPnet recipes train to
@@ -85,6 +88,7 @@ class TrainConfig:
 
     max_steps: int = 2000
     max_minutes: float | None = None
+    time_limit_minutes: float | None = field(default=None, metadata=NEW_OPTION)
     eval_every: int = 50
     patience: int = 4
     decay_patience: int | None = None
@@ -111,8 +115,7 @@ class TrainConfig:
         if not 0.0 < self.decay_factor < 1.0 or self.max_decays < 0:
             raise ValueError(f"decay_factor must be in (0, 1) and max_decays >= 0, got {self.decay_factor}, "
                              f"{self.max_decays}")
-        if self.max_minutes is not None and self.max_minutes <= 0:
-            raise ValueError(f"max_minutes must be > 0 (or null), got {self.max_minutes}")
+        check_minutes(self, "max_minutes", "time_limit_minutes")
         if not 0.0 < self.train_fraction <= 1.0:
             raise ValueError(f"train_fraction is a share of the training set in (0, 1], got {self.train_fraction}")
         if self.monitor not in ("loss", "wer"):
@@ -130,8 +133,8 @@ class TrainResult:
             (``train_loss``: mean since the previous point; step 0 is the starting model).
         best_step: step of the best ``monitor`` value; the model holds those weights on return.
         final_step: steps taken.
-        stopped: "patience" (the early-stopping rule ended it), "reached" (``stop_at``), "max_steps"
-            or "max_minutes".
+        stopped: "patience" (the early-stopping rule ended it), "reached" (``stop_at``), "max_steps",
+            "time_limit" (the stop-only guard) or "max_minutes".
         best: the dev metrics at ``best_step``.
         seconds: training wall time (evaluations included).
         skipped_steps: steps skipped because the loss or gradient was not finite.
@@ -259,8 +262,10 @@ def train_subnet(model: nn.Module, train_set: Any, cfg: TrainConfig, evaluate: C
                     skipped += 1
                 step += 1
                 bar.update(1)
-                over_time = cfg.max_minutes is not None and time.monotonic() - t0 >= 60 * cfg.max_minutes
-                if step % cfg.eval_every == 0 or step >= cfg.max_steps or over_time:
+                elapsed = time.monotonic() - t0
+                over_time = cfg.max_minutes is not None and elapsed >= 60 * cfg.max_minutes
+                over_limit = cfg.time_limit_minutes is not None and elapsed >= 60 * cfg.time_limit_minutes
+                if step % cfg.eval_every == 0 or step >= cfg.max_steps or over_time or over_limit:
                     point, metrics = score(step, train_losses, t0)
                     train_losses = []
                     curve.append(point)
@@ -280,6 +285,8 @@ def train_subnet(model: nn.Module, train_set: Any, cfg: TrainConfig, evaluate: C
                         stopped = "reached"
                 if not stopped and step >= cfg.max_steps:
                     stopped = "max_steps"
+                if not stopped and over_limit:
+                    stopped = "time_limit"
                 if not stopped and over_time:
                     stopped = "max_minutes"
                 if stopped:

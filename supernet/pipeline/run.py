@@ -193,7 +193,7 @@ def run_pipeline(r: ResolvedRun, raw: dict | None = None, only: Callable[[str], 
                 entry["resumed"] = resume
                 clocked = stopped_by_clock(st.call(resume))
                 if clocked:
-                    entry["stopped_by"] = "max_minutes"
+                    entry["stopped_by"] = clocked
         except ReportUnavailable as e:
             ledger.forget(st.name)
             _say(f"[run] {st.name}: skipped: {e}")
@@ -210,8 +210,8 @@ def run_pipeline(r: ResolvedRun, raw: dict | None = None, only: Callable[[str], 
         redone.add(st.name)
         _say(f"[run] {st.name}: done in {summary.seconds[st.name]:.0f} s")
         if clocked:
-            _say(f"[run] {st.name}: ended by its max_minutes guard before its step budget, so its result depends "
-                 f"on this machine's speed; raise max_minutes for a run that repeats exactly")
+            _say(f"[run] {st.name}: ended by its {clocked} before its step budget, so its result depends "
+                 f"on this machine's speed; raise {clocked} for a run that repeats exactly")
     summary.wall_seconds = time.monotonic() - t_start
     _say(f"[run] {r.out}: {sum(a in ('ran', 'resumed') for a in summary.actions.values())} stage(s) ran, "
          f"{sum(a == 'skipped' for a in summary.actions.values())} current; this call {summary.wall_seconds:.0f} s; "
@@ -219,12 +219,16 @@ def run_pipeline(r: ResolvedRun, raw: dict | None = None, only: Callable[[str], 
     return summary
 
 
-def stopped_by_clock(result: Any) -> bool:
-    """Whether a stage's training or search ended on its wall-clock guard (``max_minutes``).
+def stopped_by_clock(result: Any) -> str | None:
+    """Which wall clock ended a stage's training or search before its steps: "max_minutes" (the
+    budget, which also steers the schedule), "time_limit_minutes" (the stop-only guard), or None.
 
     Baseline, fit and search summaries say ``stopped_by``; fine-tuning says ``stopped``.
     """
-    return isinstance(result, dict) and result.get("stopped_by", result.get("stopped")) == "max_minutes"
+    if not isinstance(result, dict):
+        return None
+    why = result.get("stopped_by", result.get("stopped"))
+    return {"max_minutes": "max_minutes", "time_limit": "time_limit_minutes"}.get(why)
 
 
 def results_lines(out: str | Path, targets: list[str] | tuple[str, ...] = ()) -> list[str]:

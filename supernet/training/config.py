@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from supernet.baseline.augment import AugmentConfig
 from supernet.baseline.config import OptimConfig
-from supernet.config import NEW_OPTION
+from supernet.config import NEW_OPTION, check_minutes
 from supernet.data.datamodule import DataConfig
 from supernet.data.features import SpecAugmentConfig
 from supernet.nn.config import NetConfig
@@ -221,7 +221,13 @@ class FitTrainerConfig:
     Args:
         max_steps: training steps (batches); a step may hold several paths. Ignored by
             ``progressive`` (the phases' steps add up instead).
-        max_minutes: wall-clock budget (None: steps only, bit-for-bit reproducible).
+        max_minutes: wall-clock budget (None: steps only, bit-for-bit reproducible). It is part
+            of the schedule: the learning rate and the phases follow max(steps / total steps,
+            elapsed / max_minutes), so even a budget the run never reaches changes its warm-up on
+            a slow machine. For "what N minutes buy" measurements.
+        time_limit_minutes: a wall-clock guard that only stops the run (None: off). It never
+            enters the schedule: a run that ends before it repeats exactly on any machine; one it
+            stops is marked ``stopped_by: time_limit``.
         val_every_steps: validate every N steps (None: at the end only).
         limit_val_batches: dev batches per set at each validation (None: all).
         log_every_steps: logging interval (losses, alpha).
@@ -238,6 +244,7 @@ class FitTrainerConfig:
 
     max_steps: int = 500
     max_minutes: float | None = None
+    time_limit_minutes: float | None = field(default=None, metadata=NEW_OPTION)
     val_every_steps: int | None = None
     limit_val_batches: int | None = None
     log_every_steps: int = 10
@@ -255,8 +262,7 @@ class FitTrainerConfig:
         for name in ("max_steps", "log_every_steps", "ckpt_every_steps", "keep_checkpoints", "max_nonfinite", "devices"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.max_minutes is not None and self.max_minutes <= 0:
-            raise ValueError(f"max_minutes must be > 0 (or null), got {self.max_minutes}")
+        check_minutes(self, "max_minutes", "time_limit_minutes")
         for name in ("val_every_steps", "limit_val_batches", "num_threads"):
             v = getattr(self, name)
             if v is not None and v < 1:

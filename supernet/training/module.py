@@ -125,8 +125,21 @@ class SupernetModule(L.LightningModule):
     def elapsed(self) -> float:
         return self.elapsed_before + (time.monotonic() - self._t0 if self._t0 is not None else 0.0)
 
+    def over_time_limit(self) -> bool:
+        """Whether the stop-only guard ``trainer.time_limit_minutes`` has been reached."""
+        limit = self.cfg.trainer.time_limit_minutes
+        return limit is not None and self.elapsed() >= 60.0 * limit
+
+    def stopped_by(self) -> str:
+        """What ended (or would end) the run: "max_steps", "time_limit" or "max_minutes"."""
+        if self.batches_seen >= self.cfg.total_steps:
+            return "max_steps"
+        return "time_limit" if self.over_time_limit() else "max_minutes"
+
     def progress(self) -> float:
-        """Fraction of the run done: max(steps / total steps, elapsed / max_minutes), in [0, 1]."""
+        """Fraction of the run done: max(steps / total steps, elapsed / max_minutes), in [0, 1].
+
+        ``trainer.time_limit_minutes`` is not part of it: that guard only stops the run."""
         p = self.batches_seen / self.cfg.total_steps
         if self.cfg.trainer.max_minutes is not None:
             p = max(p, self.elapsed() / (60.0 * self.cfg.trainer.max_minutes))
@@ -227,7 +240,7 @@ class SupernetModule(L.LightningModule):
         # row every trainer.log_every_steps.
         self._log_step(logs, step, bs)
         self.log("train/loss", logs["train/loss"], prog_bar=True, batch_size=bs, on_step=True, on_epoch=False)
-        if self.progress() >= 1.0:
+        if self.progress() >= 1.0 or self.over_time_limit():
             self.trainer.should_stop = True
 
     def _after_step(self, step: int) -> None:
@@ -323,6 +336,7 @@ class SupernetModule(L.LightningModule):
         self.nonfinite_run = int(state["nonfinite_run"])
         self.kd_unmatched = int(state["kd_unmatched"])
         self.elapsed_before = float(state["elapsed_s"])
+        self._t0 = None  # the loaded time is all of it so far; on_train_start restarts the clock
         self.alpha_history = list(state["alpha_history"])
 
 

@@ -298,7 +298,7 @@ def finish(cfg: FitConfig, run_dir: Path, space: SearchSpace, dm: FitDataModule,
         "steps": module.batches_seen,
         "total_steps": cfg.total_steps,
         # a wall-clock budget ends the run before its steps: then the result depends on the machine's speed
-        "stopped_by": "max_steps" if module.batches_seen >= cfg.total_steps else "max_minutes",
+        "stopped_by": module.stopped_by(),
         "nonfinite_steps": module.nonfinite_total,
         "kd_unmatched": module.kd_unmatched,
         "elapsed_s": round(module.elapsed_before, 1),
