@@ -274,8 +274,9 @@ def test_reference_key_ignores_the_supernets_batching_but_not_the_corpus():
 
 
 def test_new_options_at_their_default_keep_existing_cache_keys():
-    """Options added after the rank-check references were keyed (TrainConfig.stop_at and augment,
-    SpecAugmentConfig.warp) leave config_hash unchanged while off, and change it when set."""
+    """Options added after the rank-check references were keyed (TrainConfig.stop_at, augment and
+    time_limit_minutes, SpecAugmentConfig.warp) leave config_hash unchanged while off, and change
+    it when set."""
     from supernet.config import config_hash, to_dict
     from supernet.data.features import SpecAugmentConfig
 
@@ -283,9 +284,11 @@ def test_new_options_at_their_default_keep_existing_cache_keys():
     old = to_dict(cfg)
     old.pop("stop_at")
     old.pop("augment")
+    old.pop("time_limit_minutes")
     old["specaugment"].pop("warp")
     assert config_hash({"reference": cfg}) == config_hash({"reference": old})
     assert config_hash(TrainConfig(stop_at=0.5)) != config_hash(TrainConfig())
+    assert config_hash(TrainConfig(time_limit_minutes=5.0)) != config_hash(TrainConfig())
     assert config_hash(SpecAugmentConfig(warp=(0.9, 1.1))) != config_hash(SpecAugmentConfig())
     assert "stop_at" in to_dict(cfg)  # written configs stay complete
 
@@ -311,3 +314,26 @@ def test_train_subnet_waveform_augmentation_is_seeded_and_changes_training():
     assert any(not torch.equal(a[k], plain[k]) for k in a)  # the augmentation reached the model
     # off by default, and then absent from the config hash (test_new_options_at_their_default_keep_existing_cache_keys)
     assert config_hash(TrainConfig(augment=aug)) != config_hash(TrainConfig())
+
+
+def test_reference_keys_ignore_options_added_later_while_at_their_defaults():
+    """References trained before NetConfig.frame_norm / DataConfig.tokenizer existed (GPU hours)
+    are still found; setting such an option makes a new key."""
+    import dataclasses
+
+    from supernet.config import config_hash, to_dict
+    from supernet.data.datamodule import DataConfig
+    from supernet.evaluation.rank_check import RankCheckConfig, reference_data_key, reference_key
+    from supernet.nn.config import NetConfig
+
+    data = reference_data_key(DataConfig(), "dev-fingerprint")
+    assert "tokenizer" not in data["data"] and "cache_dir" not in data["data"]
+    assert reference_data_key(DataConfig(tokenizer="word"), "dev-fingerprint")["data"]["tokenizer"] == "word"
+    space = SearchSpace.from_yaml(REPO_CONFIGS / "space/tiny.yaml")
+    arch, cfg = space.smallest(), RankCheckConfig(supernet="unused.ckpt")
+    old_net = {k: v for k, v in dataclasses.asdict(NetConfig()).items() if k not in ("frame_norm", "causal_conv")}
+    old_key = config_hash({"reference": cfg.reference, "seed": cfg.seed, "net": old_net, "vocab": 6,
+                           "arch": arch.to_dict(), **data})  # how a reference was keyed before the options
+    assert reference_key(arch, NetConfig(), 6, cfg, data) == old_key
+    assert reference_key(arch, NetConfig(frame_norm=False), 6, cfg, data) != old_key
+    assert to_dict(NetConfig())["frame_norm"] is True  # the default the old references were trained with

@@ -30,7 +30,6 @@ dev batches as the supernet.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -164,11 +163,22 @@ _NOT_IN_KEY = ("batch_size", "max_batch_seconds", "num_buckets", "num_workers", 
 
 def reference_data_key(data_cfg: Any, dev_fingerprint: str) -> dict[str, Any]:
     """What identifies a reference's data: the corpus and dev sets, not the supernet's batching
-    or the cache's location."""
-    from supernet.config import to_dict
+    or the cache's location. Options added later (``NEW_OPTION``) count only when set, so
+    references trained before them are still found."""
+    from supernet.config import hash_view
 
-    data = {k: v for k, v in to_dict(data_cfg).items() if k not in _NOT_IN_KEY}
+    data = {k: v for k, v in hash_view(data_cfg).items() if k not in _NOT_IN_KEY}
     return {"data": data, "dev": dev_fingerprint}
+
+
+def reference_key(arch: Any, net_cfg: Any, vocab_size: int, cfg: RankCheckConfig, data_key: dict[str, Any]) -> str:
+    """The key a stored reference must carry to be reused: recipe, seed, net, vocabulary, arch and
+    data. ``net_cfg`` goes in as the dataclass, so its later options (``frame_norm``,
+    ``causal_conv``) at their defaults stay out and references trained before them are found."""
+    from supernet.config import config_hash
+
+    return config_hash({"reference": cfg.reference, "seed": cfg.seed, "net": net_cfg,
+                        "vocab": vocab_size, "arch": arch.to_dict(), **data_key})
 
 
 def _seed_of(*key: Any) -> int:
@@ -180,12 +190,11 @@ def _reference(arch: Any, net_cfg: Any, vocab_size: int, train_set: Any, evaluat
     """Train ``arch`` standalone from scratch (or reuse a finished run with the same settings)."""
     import torch
 
-    from supernet.config import config_hash, to_dict
+    from supernet.config import to_dict
     from supernet.subnet import SubnetModel
     from supernet.utils import atomic_write_json
 
-    key = config_hash({"reference": cfg.reference, "seed": cfg.seed, "net": dataclasses.asdict(net_cfg),
-                       "vocab": vocab_size, "arch": arch.to_dict(), **data_key})
+    key = reference_key(arch, net_cfg, vocab_size, cfg, data_key)
     path = ref_dir / f"{arch.id}.json"
     if path.is_file():
         saved = json.loads(path.read_text(encoding="utf-8"))
