@@ -128,15 +128,30 @@ def test_train_subnet_time_limit_stops_without_steering_the_schedule():
     cut = train_subnet(model, items, TrainConfig(max_steps=50, eval_every=10, patience=5, batch_size=3, optim=optim,
                                                  time_limit_minutes=1e-7), score)
     assert cut.stopped == "time_limit" and cut.final_step == 1
-    # a guard that is not reached changes nothing: the same weights as without one
-    runs = []
-    for limit in (None, 60.0):
+    # On a clock that runs a minute per reading, a 100-minute budget (max_minutes) is not reached
+    # in 4 steps but its time fraction steers the schedule; the same 100-minute guard does not:
+    # the guarded run's weights equal the unguarded run's, the budgeted run's do not.
+    import supernet.evaluation.training as training
+
+    clock = {"t": 0.0}
+
+    def minute_per_call() -> float:
+        clock["t"] += 60.0
+        return clock["t"]
+
+    runs = {}
+    for name, extra in (("none", {}), ("guard", {"time_limit_minutes": 100.0}), ("budget", {"max_minutes": 100.0})):
         torch.manual_seed(0)
         m = SubnetModel(arch, 6)
-        train_subnet(m, items, TrainConfig(max_steps=4, eval_every=2, patience=5, batch_size=3, optim=optim,
-                                           time_limit_minutes=limit), score)
-        runs.append(m.state_dict())
-    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+        better = iter([1.0, 0.9, 0.8])  # each evaluation improves: the run keeps its last weights
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(training.time, "monotonic", minute_per_call)
+            res = train_subnet(m, items, TrainConfig(max_steps=4, eval_every=2, patience=5, batch_size=3, optim=optim,
+                                                     **extra), lambda m: {"loss": (v := next(better)), "wer": v, "cer": v})
+        assert res.stopped == "max_steps", name
+        runs[name] = m.state_dict()
+    assert all(torch.equal(runs["none"][k], runs["guard"][k]) for k in runs["none"])
+    assert not all(torch.equal(runs["none"][k], runs["budget"][k]) for k in runs["none"])
 
 
 def test_train_subnet_newbob_decays_the_learning_rate_from_the_best_weights():
