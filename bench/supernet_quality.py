@@ -57,7 +57,7 @@ def standalone_config(cfg: Any, arch: Any, tag: str, minutes: float | None, root
 
     import yaml
 
-    from supernet.config import from_dict, to_dict
+    from supernet.config import from_dict, hash_view, to_dict
     from supernet.space_yaml import one_arch_space
     from supernet.training.config import FitConfig
 
@@ -68,7 +68,11 @@ def standalone_config(cfg: Any, arch: Any, tag: str, minutes: float | None, root
         over["trainer"].update(max_steps=100_000, max_minutes=minutes, val_every_steps=100)
     else:
         over["trainer"].update(max_steps=steps, max_minutes=None, val_every_steps=max(1, steps // 8))
-    key = json.dumps({"space": space, "cfg": {k: v for k, v in over.items() if k not in ("space", "out_dir", "progressive",
+    # hash_view, not to_dict: an option added later (NEW_OPTION) at its default must not re-key
+    # (and re-train, 20 minutes each) the references already on disk
+    view = hash_view(from_dict(FitConfig, over, where=f"standalone {tag}"))
+    view["data"].pop("cache_dir", None)  # where the corpus is cached, not what it is
+    key = json.dumps({"space": space, "cfg": {k: v for k, v in view.items() if k not in ("space", "out_dir", "progressive",
                                                                                          "sandwich", "name")}},
                      sort_keys=True, default=str)
     d = root / f"standalone_{tag}_{hashlib.sha256(key.encode()).hexdigest()[:10]}"

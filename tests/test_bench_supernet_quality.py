@@ -1,0 +1,43 @@
+"""bench/supernet_quality.py: the standalone references are keyed by what they train, not where."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from supernet.config import apply_override, from_dict, load_yaml
+from supernet.space import SearchSpace
+from supernet.training.config import FitConfig
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("bench_supernet_quality", REPO / "bench/supernet_quality.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _ref_dir(tmp_path: Path, config: str, *overrides: str) -> str:
+    base = load_yaml(REPO / config)
+    for o in overrides:
+        base = apply_override(base, o)
+    base["space"] = str(REPO / base["space"])
+    base["trainer"].update(max_minutes=20.0, num_threads=2, progress=False)
+    cfg = from_dict(FitConfig, {**base, "out_dir": str(tmp_path / "sup")}, where=config)
+    arch = SearchSpace.from_yaml(cfg.space).largest()
+    return Path(_bench().standalone_config(cfg, arch, "largest", 20.0, tmp_path / "refs").out_dir).name
+
+
+def test_reference_key_ignores_strategy_cache_dir_and_unset_new_options(tmp_path):
+    ref = _ref_dir(tmp_path, "configs/fit/progressive_fsdd.yaml")
+    # the supernet's strategy and the corpus cache's location do not change what the reference trains
+    assert _ref_dir(tmp_path, "configs/fit/warmstart_fsdd.yaml") == ref
+    assert _ref_dir(tmp_path, "configs/fit/progressive_fsdd.yaml", "data.cache_dir=/elsewhere") == ref
+    # an option added later (NEW_OPTION) at its default keeps the key: stored references stay valid
+    assert _ref_dir(tmp_path, "configs/fit/progressive_fsdd.yaml", "trainer.time_limit_minutes=null") == ref
+    # what the reference trains does
+    assert _ref_dir(tmp_path, "configs/fit/progressive_fsdd.yaml", "net.frame_norm=false") != ref
+    assert _ref_dir(tmp_path, "configs/fit/progressive_fsdd.yaml", "optim.lr=0.002") != ref
+    assert _ref_dir(tmp_path, "configs/fit/progressive_fsdd.yaml", "trainer.time_limit_minutes=30") != ref
