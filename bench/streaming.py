@@ -43,7 +43,9 @@ a second reference.
 How the streaming arch's convolutions use the twin's kernels is ``--causal-conv`` (``NetConfig.causal_conv``):
 ``shift`` (default, as the shipped configs) moves the whole kernel into the past; ``mask`` keeps each
 past tap's offset and drops the future taps. From the same twin, ``mask`` was far worse (session 8:
-16.4 % against 3.0 % streaming dev WER after 4 minutes; BENCHMARKS.md).
+16.4 % against 3.0 % streaming dev WER after 4 minutes; BENCHMARKS.md). ``chunk`` keeps each tap's
+offset and lets a frame's future taps reach the end of its chunk (dynamic chunk convolution, Li et al.,
+ICASSP 2023; measured with ``--dynamic-chunk`` in session 14).
 """
 
 from __future__ import annotations
@@ -173,7 +175,7 @@ def main(argv=None) -> int:
     ap.add_argument("--from-scratch", action="store_true", help="train both archs from scratch for --minutes each (no warm start)")
     ap.add_argument("--frame-norm", action="store_true",
                     help="build the archs with NetConfig.frame_norm (per-frame LayerNorm, as sessions 1-5 measured)")
-    ap.add_argument("--causal-conv", choices=["shift", "mask"], default="shift",
+    ap.add_argument("--causal-conv", choices=["shift", "mask", "chunk"], default="shift",
                     help="how the streaming arch's convolutions use the twin's kernels (NetConfig.causal_conv; "
                          "sessions 1-6 measured shift)")
     ap.add_argument("--lookahead", type=int, default=2,

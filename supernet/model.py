@@ -403,7 +403,7 @@ class SpeechSupernet(nn.Module):
         x, lengths = self.subsamplers[str(base.subsampling)](sub, x, feat_lengths)
         mask, attn_mask = encoder_masks(lengths, x.size(1), base.chunk)
         for i, slot in enumerate(self.layers):
-            x = slot(x, mask, attn_mask, lengths, mixture.layer(i), width, causal)
+            x = slot(x, mask, attn_mask, lengths, mixture.layer(i), width, causal, base.chunk)
         x = self.norm({"normalized_shape": width}, x)
         return x.masked_fill(~mask[:, :, None], 0.0), lengths
 

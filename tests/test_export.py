@@ -53,10 +53,11 @@ ARCHS = {
 def supernet() -> SpeechSupernet:
     torch.manual_seed(0)
     space = SearchSpace.from_dict(SPACE)
-    # causal_conv "mask": the streaming ctc arch's conv and cnn units slice their kernels inside the
-    # graph (TorchScript and ONNX must both take that); "shift" is covered by tests/test_streaming.py.
+    # causal_conv "chunk": the streaming ctc arch's conv and cnn units slice their kernels ("mask"'s
+    # path) and add the future taps inside each chunk by position in the graph (TorchScript and ONNX
+    # must both take that, at every length); "shift" is covered by tests/test_streaming.py.
     net = SpeechSupernet.from_space(space, TOK.vocab_size, NetConfig(dropout=0.0, subsampler_channels=16,
-                                                                      learnable_filters=16, causal_conv="mask")).eval()
+                                                                      learnable_filters=16, causal_conv="chunk")).eval()
     with torch.no_grad():  # non-trivial values everywhere (zero-initialised biases too)
         for p in net.parameters():
             p.add_(0.05 * torch.randn(p.shape))

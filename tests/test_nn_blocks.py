@@ -97,8 +97,45 @@ def test_causal_conv_modes(kind):
         later[:, 6:] += torch.randn(1, 4, D)
         for unit in units.values():
             assert (unit(later, *args)[:, :6] - unit(x, *args)[:, :6]).abs().max() < 1e-6
-    with pytest.raises(ValueError, match="causal_conv must be 'shift' or 'mask'"):
+    with pytest.raises(ValueError, match="causal_conv must be 'shift', 'mask' or 'chunk'"):
         NetConfig(causal_conv="future")
+
+
+@pytest.mark.parametrize("kind", ["conv", "convse"])
+def test_chunk_convolution_sees_to_the_end_of_its_chunk(kind):
+    """``causal_conv: chunk``: frame t of chunk c is the centred convolution with every frame after
+    c's last one treated as padding; a change in a later chunk changes nothing before it, a change
+    late in the same chunk reaches its earlier frames (which "mask" and "shift" never allow)."""
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    k, T, S = 7, 13, 4  # half 3 > S - 1: the chunk edge, not the kernel, limits the future taps
+    net = replace(NET, causal_conv="chunk")
+    cls, kw = unit_spec(kind, D, True, net, kernel=k, chunk=S)
+    assert kw["chunk"] == S and kw["causal_mode"] == "chunk"
+    unit = cls(**kw).eval()
+    assert "chunk" not in unit_spec(kind, D, False, net, kernel=k, chunk=S)[1]  # full context: no chunk argument
+    assert "chunk" not in unit_spec(kind, D, True, NET, kernel=k, chunk=S)[1]  # nor in another mode
+    cls_full, kw_full = unit_spec(kind, D, False, NET, kernel=k)
+    centred = cls_full(**kw_full).eval()
+    centred.load_state_dict(unit.state_dict())
+    x = torch.randn(1, T, D)
+    lengths, mask = torch.tensor([T]), torch.ones(1, T, dtype=torch.bool)
+    with torch.no_grad():
+        out = unit(x, mask, None, lengths)
+        if kind == "conv":  # (the cnn block's SE is a running mean when causal)
+            for c in range(0, T, S):
+                end = min(c + S, T)
+                cut = torch.arange(T)[None] < end
+                want = centred(x, cut, None, torch.tensor([end]))[:, c:end]
+                assert (out[:, c:end] - want).abs().max() < 1e-5, c
+        later = x.clone()
+        later[:, 7] += torch.randn(D)  # the last frame of chunk 1 (frames 4..7)
+        changed = (unit(later, mask, None, lengths) - out).abs().amax(dim=-1)[0]
+    assert changed[:4].max() < 1e-6  # chunk 0 cannot see it
+    assert changed[4:7].min() > 1e-6  # chunk 1's earlier frames do (future taps inside the chunk)
+    with pytest.raises(ValueError, match="needs the streaming arch's chunk"):
+        cls(**{**kw, "chunk": 0})
 
 
 def test_full_context_attention_sees_everything_but_local_sees_a_window():

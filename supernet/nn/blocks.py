@@ -45,7 +45,7 @@ CAUSAL_BLOCKS = frozenset({"conformer", "transformer", "lstm", "cnn"})
 
 def unit_spec(kind: str, width: int, causal: bool, net: NetConfig, *, attention: str | None = None,
               heads: int | None = None, ffn_ratio: int | None = None, kernel: int | None = None,
-              ) -> tuple[type[nn.Module], dict[str, Any]]:
+              chunk: int = 0) -> tuple[type[nn.Module], dict[str, Any]]:
     """Static class and constructor arguments of one unit.
 
     Args:
@@ -54,6 +54,8 @@ def unit_spec(kind: str, width: int, causal: bool, net: NetConfig, *, attention:
         causal: streaming arch (causal convolutions).
         net: fixed hyper-parameters.
         attention, heads, ffn_ratio, kernel: the choices the unit kind uses.
+        chunk: the streaming arch's chunk in encoder frames (only ``net.causal_conv: chunk``
+            convolutions use it; it enters their arguments only then).
     """
     p = net.dropout
     if kind == "ffn":
@@ -66,12 +68,14 @@ def unit_spec(kind: str, width: int, causal: bool, net: NetConfig, *, attention:
         if name == "local":
             kw["window"] = net.local_window
         return ATTENTION_CLASSES[name], kw
-    if kind == "conv":
-        return ConvModule, {"d_model": width, "kernel": _need(kernel, "kernel", kind), "causal": causal, "dropout": p,
-                            "causal_mode": net.causal_conv}
-    if kind == "convse":
-        return ConvSE, {"d_model": width, "kernel": _need(kernel, "kernel", kind), "causal": causal, "dropout": p,
-                        "se_reduction": net.se_reduction, "causal_mode": net.causal_conv}
+    if kind in ("conv", "convse"):
+        kw = {"d_model": width, "kernel": _need(kernel, "kernel", kind), "causal": causal, "dropout": p}
+        if kind == "convse":
+            kw["se_reduction"] = net.se_reduction
+        kw["causal_mode"] = net.causal_conv
+        if causal and net.causal_conv == "chunk":
+            kw["chunk"] = chunk
+        return (ConvModule if kind == "conv" else ConvSE), kw
     if kind == "lstm":
         return LSTMUnit, {"d_model": width, "dropout": p}
     if kind == "blstm":
@@ -87,14 +91,14 @@ def _need(value: Any, field: str, kind: str) -> Any:
     return value
 
 
-def layer_units(layer: LayerArch, width: int, causal: bool, net: NetConfig
+def layer_units(layer: LayerArch, width: int, causal: bool, net: NetConfig, chunk: int = 0
                 ) -> list[tuple[type[nn.Module], dict[str, Any], float]]:
-    """(class, kwargs, residual scale) of every unit of a non-skip layer."""
+    """(class, kwargs, residual scale) of every unit of a non-skip layer (``chunk``: see unit_spec)."""
     if layer.block not in BLOCK_UNITS:
         raise ValueError(f"block {layer.block!r} has no units (skip layers are dropped, not built)")
     return [
         (*unit_spec(kind, width, causal, net, attention=layer.attention, heads=layer.heads,
-                    ffn_ratio=layer.ffn_ratio, kernel=layer.kernel), scale)
+                    ffn_ratio=layer.ffn_ratio, kernel=layer.kernel, chunk=chunk), scale)
         for kind, scale in BLOCK_UNITS[layer.block]
     ]
 
@@ -121,9 +125,9 @@ class EncoderLayer(nn.Module):
         self.norm = nn.LayerNorm(d_model) if final_norm else nn.Identity()
 
     @classmethod
-    def from_arch(cls, layer: LayerArch, width: int, causal: bool, net: NetConfig) -> "EncoderLayer":
-        """The static layer of one (non-skip) ``LayerArch``."""
-        units = layer_units(layer, width, causal, net)
+    def from_arch(cls, layer: LayerArch, width: int, causal: bool, net: NetConfig, chunk: int = 0) -> "EncoderLayer":
+        """The static layer of one (non-skip) ``LayerArch`` (``chunk``: the streaming arch's, see unit_spec)."""
+        units = layer_units(layer, width, causal, net, chunk)
         return cls([c(**kw) for c, kw, _ in units], [s for _, _, s in units], width, layer.block in FINAL_NORM_BLOCKS)
 
     def forward(self, x: Tensor, mask: Tensor, attn_mask: Optional[Tensor], lengths: Tensor) -> Tensor:

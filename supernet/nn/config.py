@@ -13,7 +13,7 @@ from typing import Literal
 from supernet.config import NEW_OPTION
 
 # how a streaming arch's convolutions use a centred kernel (supernet.nn.convolution)
-CAUSAL_CONV_MODES = ("shift", "mask")
+CAUSAL_CONV_MODES = ("shift", "mask", "chunk")
 
 __all__ = ["NetConfig"]
 
@@ -48,6 +48,9 @@ class NetConfig:
             "mask" drops the future taps and keeps each past tap's offset (dual-mode ASR). Measured
             from the same full-context weights (bench/streaming.py, BENCHMARKS.md, session 8),
             "mask" adapted far worse: 16.4 % against 3.0 % streaming dev WER after 4 minutes.
+            "chunk" keeps the centred kernel and lets each frame's future taps reach the end of its
+            own chunk (dynamic chunk convolution, Li et al., ICASSP 2023), as the chunk attention
+            mask does: the past taps keep their offsets and no frame sees past its chunk.
     """
 
     sample_rate: int = 16000
@@ -63,7 +66,7 @@ class NetConfig:
     label_smoothing: float = 0.1
     max_symbols: int = 5
     frame_norm: bool = field(default=True, metadata=NEW_OPTION)
-    causal_conv: Literal["shift", "mask"] = field(default="shift", metadata=NEW_OPTION)
+    causal_conv: Literal["shift", "mask", "chunk"] = field(default="shift", metadata=NEW_OPTION)
 
     def __post_init__(self) -> None:
         for name in ("sample_rate", "subsampler_channels", "learnable_filters", "local_window", "se_reduction",
@@ -72,7 +75,7 @@ class NetConfig:
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"NetConfig.{name} must be an integer >= 1, got {v!r}")
         if self.causal_conv not in CAUSAL_CONV_MODES:
-            raise ValueError(f"NetConfig.causal_conv must be 'shift' or 'mask', got {self.causal_conv!r}")
+            raise ValueError(f"NetConfig.causal_conv must be 'shift', 'mask' or 'chunk', got {self.causal_conv!r}")
         if not isinstance(self.frame_norm, bool):
             raise ValueError(f"NetConfig.frame_norm must be true or false, got {self.frame_norm!r}")
         if not 0.0 <= self.dropout < 1.0:

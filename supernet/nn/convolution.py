@@ -16,6 +16,11 @@ kernel is ``NetConfig.causal_conv``:
   full-context weights a streaming arch adapted far worse with ``mask`` than with ``shift``
   (16.4 % against 3.0 % dev WER after 4 minutes; BENCHMARKS.md, session 8), so ``shift`` stays
   the default.
+- ``chunk``: the centred kernel, with each frame's future taps cut at the end of its own chunk
+  (dynamic chunk convolution, Li et al., ICASSP 2023): frame t of the chunk [cS, cS + S) sees
+  t-(k-1)/2 .. min(t+(k-1)/2, cS+S-1), the same right edge as the chunk attention mask. Every
+  tap keeps its full-context offset and a chunk still depends on no later frame, so chunk-by-
+  chunk decoding is unchanged (``supernet.streaming``). Needs the arch's chunk S.
 
 A smaller kernel is the centre of the largest one (``supernet.nn.elastic``). Padded frames are
 zeroed before each convolution so they never leak into valid ones.
@@ -53,23 +58,34 @@ def pad_for_conv(x: Tensor, mask: Tensor, kernel: int, causal: bool) -> Tensor:
 
 
 def depthwise_conv(x: Tensor, mask: Tensor, weight: Tensor, bias: Optional[Tensor], kernel: int, causal: bool,
-                   causal_mode: str = "shift") -> Tensor:
+                   causal_mode: str = "shift", chunk: int = 0) -> Tensor:
     """Depthwise convolution of ``x`` (B, T, D) -> (B, D, T) by ``weight`` (D, 1, kernel), padded
     frames zeroed first (takes tensors, not the module, so that TorchScript can script it).
 
     Centred unless ``causal``; causal per ``causal_mode`` (module docstring): "shift" pads k-1
-    frames on the left; "mask" keeps the centre and past taps of the same weight.
+    frames on the left; "mask" keeps the centre and past taps of the same weight; "chunk" adds
+    the future taps that stay inside the frame's chunk of ``chunk`` frames.
     """
-    if causal and causal_mode == "mask":
+    if causal and causal_mode != "shift":
         half = (kernel - 1) // 2
-        h = F.pad(x.masked_fill(~mask[:, :, None], 0.0).transpose(1, 2), [half, 0])
-        return F.conv1d(h, weight[:, :, : half + 1], bias, groups=weight.size(0))
+        h = x.masked_fill(~mask[:, :, None], 0.0).transpose(1, 2)
+        out = F.conv1d(F.pad(h, [half, 0]), weight[:, :, : half + 1], bias, groups=weight.size(0))
+        if causal_mode == "chunk":
+            if chunk < 1:
+                raise ValueError(f"causal_mode 'chunk' needs the arch's chunk (>= 1 frames), got {chunk}")
+            pos = torch.arange(h.size(2), device=h.device) % chunk  # frame's place in its chunk
+            for o in range(1, min(half, chunk - 1) + 1):  # future offset o: only inside the chunk
+                future = F.pad(h[:, :, o:], [0, o])  # frame t + o (0 past the end)
+                out = out + weight[:, :, half + o] * future * (pos < chunk - o).to(h.dtype)
+        return out
     return F.conv1d(pad_for_conv(x, mask, kernel, causal), weight, bias, groups=weight.size(0))
 
 
-def _check_mode(causal_mode: str) -> None:
+def _check_mode(causal_mode: str, causal: bool, chunk: int) -> None:
     if causal_mode not in CAUSAL_CONV_MODES:
         raise ValueError(f"causal_mode must be one of {', '.join(CAUSAL_CONV_MODES)}, got {causal_mode!r}")
+    if causal and causal_mode == "chunk" and chunk < 1:
+        raise ValueError(f"causal_mode 'chunk' needs the streaming arch's chunk (>= 1 encoder frames), got chunk={chunk}")
 
 
 def _check_kernel(kernel: int) -> None:
@@ -89,20 +105,23 @@ class ConvModule(nn.Module):
         kernel: depthwise kernel size (odd).
         causal: streaming convolution.
         dropout: output dropout.
-        causal_mode: how a causal convolution uses the kernel, "shift" or "mask" (module docstring).
+        causal_mode: how a causal convolution uses the kernel, "shift", "mask" or "chunk" (module
+            docstring).
+        chunk: the streaming arch's chunk in frames ("chunk" mode only).
 
     Shapes:
         forward(x (B, T, D), mask (B, T), attn_mask, lengths (B,)) -> (B, T, D)
     """
 
     def __init__(self, d_model: int, kernel: int, causal: bool = False, dropout: float = 0.0,
-                 causal_mode: str = "shift") -> None:
+                 causal_mode: str = "shift", chunk: int = 0) -> None:
         super().__init__()
         _check_kernel(kernel)
-        _check_mode(causal_mode)
+        _check_mode(causal_mode, causal, chunk)
         self.kernel = kernel
         self.causal = causal
         self.causal_mode = causal_mode
+        self.chunk = chunk
         self.norm = nn.LayerNorm(d_model)
         self.value = nn.Linear(d_model, d_model)
         self.gate = nn.Linear(d_model, d_model)
@@ -115,7 +134,7 @@ class ConvModule(nn.Module):
         h = self.norm(x)
         h = self.value(h) * torch.sigmoid(self.gate(h))
         h = depthwise_conv(h, mask, self.depthwise.weight, self.depthwise.bias, self.kernel, self.causal,
-                           self.causal_mode).transpose(1, 2)
+                           self.causal_mode, self.chunk).transpose(1, 2)
         return self.dropout(self.pointwise(F.silu(self.conv_norm(h))))
 
 
@@ -133,20 +152,23 @@ class ConvSE(nn.Module):
         causal: streaming convolutions and running-mean SE.
         dropout: output dropout.
         se_reduction: SE bottleneck is D // se_reduction.
-        causal_mode: how a causal convolution uses the kernels, "shift" or "mask" (module docstring).
+        causal_mode: how a causal convolution uses the kernels, "shift", "mask" or "chunk" (module
+            docstring).
+        chunk: the streaming arch's chunk in frames ("chunk" mode only).
 
     Shapes:
         forward(x (B, T, D), mask (B, T), attn_mask, lengths (B,)) -> (B, T, D)
     """
 
     def __init__(self, d_model: int, kernel: int, causal: bool = False, dropout: float = 0.0,
-                 se_reduction: int = 8, causal_mode: str = "shift") -> None:
+                 se_reduction: int = 8, causal_mode: str = "shift", chunk: int = 0) -> None:
         super().__init__()
         _check_kernel(kernel)
-        _check_mode(causal_mode)
+        _check_mode(causal_mode, causal, chunk)
         self.kernel = kernel
         self.causal = causal
         self.causal_mode = causal_mode
+        self.chunk = chunk
         self.norm = nn.LayerNorm(d_model)
         self.dw1 = nn.Conv1d(d_model, d_model, kernel, groups=d_model)
         self.pw1 = nn.Linear(d_model, d_model)
@@ -161,9 +183,9 @@ class ConvSE(nn.Module):
 
     def forward(self, x: Tensor, mask: Tensor, attn_mask: Optional[Tensor], lengths: Tensor) -> Tensor:
         h = self.norm(x)
-        h = depthwise_conv(h, mask, self.dw1.weight, self.dw1.bias, self.kernel, self.causal, self.causal_mode)
+        h = depthwise_conv(h, mask, self.dw1.weight, self.dw1.bias, self.kernel, self.causal, self.causal_mode, self.chunk)
         h = F.silu(self.norm1(self.pw1(h.transpose(1, 2))))
-        h = depthwise_conv(h, mask, self.dw2.weight, self.dw2.bias, self.kernel, self.causal, self.causal_mode)
+        h = depthwise_conv(h, mask, self.dw2.weight, self.dw2.bias, self.kernel, self.causal, self.causal_mode, self.chunk)
         h = F.silu(self.norm2(self.pw2(h.transpose(1, 2))))
         m = mask[:, :, None].to(h.dtype)
         if self.causal:

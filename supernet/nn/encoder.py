@@ -43,7 +43,7 @@ class EncoderStack(nn.Module):
         super().__init__()
         self.chunk = chunk
         self.layers = nn.ModuleList(
-            EncoderLayer.from_arch(layer, width, chunk > 0, net) for layer in layers if layer.block != "skip"
+            EncoderLayer.from_arch(layer, width, chunk > 0, net, chunk) for layer in layers if layer.block != "skip"
         )
         self.norm = nn.LayerNorm(width)
 

@@ -148,7 +148,7 @@ class MixedLayer(nn.Module):
         return out
 
     def forward(self, x: Tensor, mask: Tensor, attn_mask: Optional[Tensor], lengths: Tensor,
-                decisions: Mapping[str, Decision], width: int, causal: bool) -> Tensor:
+                decisions: Mapping[str, Decision], width: int, causal: bool, chunk: int = 0) -> Tensor:
         """Relaxed / sampled layer.
 
         Args:
@@ -158,6 +158,7 @@ class MixedLayer(nn.Module):
                 "heads", "ffn_ratio", "kernel".
             width: encoder width of this forward.
             causal: streaming (causal convolutions).
+            chunk: the streaming arch's chunk in frames (``causal_conv: chunk`` convolutions).
 
         Returns:
             (B, T, D): sum over blocks of weight * block output (``skip``: x itself).
@@ -165,18 +166,18 @@ class MixedLayer(nn.Module):
         def run_block(block: str) -> Tensor:
             if block == "skip":
                 return x
-            return self._block(block, x, mask, attn_mask, lengths, decisions, width, causal)
+            return self._block(block, x, mask, attn_mask, lengths, decisions, width, causal, chunk)
 
         return decisions["block"].mix(run_block)
 
     def _block(self, block: str, x: Tensor, mask: Tensor, attn_mask: Optional[Tensor], lengths: Tensor,
-               d: Mapping[str, Decision], width: int, causal: bool) -> Tensor:
+               d: Mapping[str, Decision], width: int, causal: bool, chunk: int = 0) -> Tensor:
         cand = self.blocks[block]
         for j, (kind, scale) in enumerate(BLOCK_UNITS[block]):
             unit = cand.units[j]
 
             def run(unit: nn.Module = unit, kind: str = kind, h: Tensor = x, **choice: Any) -> Tensor:
-                _, kw = unit_spec(kind, width, causal, self.net, **choice)
+                _, kw = unit_spec(kind, width, causal, self.net, chunk=chunk, **choice)
                 elastic = unit[choice["attention"]] if kind == "attention" else unit
                 return elastic(kw, h, mask, attn_mask, lengths)
 

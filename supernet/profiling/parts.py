@@ -142,13 +142,14 @@ class SupernetParts:
 
         def build():
             torch.manual_seed(self.seed)
-            module = EncoderLayer.from_arch(layer, head.width, head.streaming, self.net)
+            module = EncoderLayer.from_arch(layer, head.width, head.streaming, self.net, head.chunk)
             attn_mask = chunk_mask(t, head.chunk, torch.device("cpu")) if head.streaming else None
             mask = torch.ones(1, t, dtype=torch.bool)
             return module, (self._randn(1, t, head.width), mask, attn_mask, torch.tensor([t]))
 
         fields = "/".join(f"{v}" for v in (layer.block, layer.attention, layer.heads, layer.ffn_ratio, layer.kernel) if v is not None)
-        return Part(f"layer/T{t}/d{head.width}/{'stream' if head.streaming else 'full'}/{fields}", build)
+        mode = "full" if not head.streaming else f"stream{head.chunk}" if self.net.causal_conv == "chunk" else "stream"
+        return Part(f"layer/T{t}/d{head.width}/{mode}/{fields}", build)  # (chunk convolutions depend on the chunk)
 
     def space_parts(self, space: Any = None) -> list[Part]:
         """Every distinct part of the space: each head's parts, and each layer option of each slot
@@ -161,7 +162,8 @@ class SupernetParts:
         for head in space.heads():
             for p in self.head_parts(head):
                 parts.setdefault(p.key, p)
-            contexts.setdefault((head.subsampling, head.width, head.streaming), head)
+            chunked = head.chunk if self.net.causal_conv == "chunk" else head.streaming
+            contexts.setdefault((head.subsampling, head.width, chunked), head)
         for head in contexts.values():
             for i in range(space.num_layers):
                 for layer in space.layer_options(i, head.width, head.chunk):
