@@ -23,6 +23,8 @@
         --tag progressive_fsdd                 # issue #9's setting (FSDD)
     OMP_NUM_THREADS=2 .venv/bin/python bench/supernet_quality.py --config configs/fit/progressive_fsdd.yaml \
         --set net.frame_norm=true --tag progressive_fsdd_framenorm   # the same with the per-frame LayerNorm
+    OMP_NUM_THREADS=2 .venv/bin/python bench/supernet_quality.py --config configs/fit/progressive_fsdd.yaml \
+        --supernet-set seed=1 --tag progressive_fsdd_seed1   # another supernet seed, the same references
 Writes bench/results/supernet_quality[_TAG].json and the runs under runs/bench/supernet_quality/.
 """
 
@@ -121,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override of the fit config, as on supernet fit's command line (e.g. net.frame_norm=true); "
                         "repeatable; the standalone runs get it too")
+    p.add_argument("--supernet-set", dest="supernet_overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override of the supernet's fit config only (e.g. seed=1 for a second seed against the "
+                        "same references); repeatable")
     p.add_argument("--tag", default="", help="suffix of the result file and run folder (e.g. the variant)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--run-dir", default=str(REPO / "runs/bench/supernet_quality"))
@@ -152,24 +157,27 @@ def main(argv: list[str] | None = None) -> int:
     if base.get("strategy", "sandwich") != "progressive":
         base["trainer"]["max_steps"] = 100_000  # the wall clock decides
     cfg = from_dict(FitConfig, {**base, "out_dir": str(root / f"supernet{suffix}")}, where=args.config)
+    for item in args.supernet_overrides:  # after the references' config is fixed: they do not see these
+        base = apply_override(base, item)
     space = SearchSpace.from_yaml(cfg.space)
     archs = {"largest": space.largest(), "smallest": space.smallest()}
-    alone = {} if args.same_steps else {tag: run_standalone(cfg, arch, tag, alone_minutes, root) for tag, arch in archs.items()}
+    ref_cfg = cfg
+    alone = {} if args.same_steps else {tag: run_standalone(ref_cfg, arch, tag, alone_minutes, root) for tag, arch in archs.items()}
     if args.standalone_only:
         for tag, a in alone.items():
             print(f"standalone {tag}: {a['steps']} steps, dev WER {100 * a['dev_wer']:.2f}%  ({a['dir']})")
         return 0
-    if args.warm_start:
-        cfg = from_dict(FitConfig, {**base, "out_dir": cfg.out_dir, "init_from": alone["largest"]["checkpoint"]},
-                        where=args.config)
+    if args.warm_start or args.supernet_overrides:
+        init = {"init_from": alone["largest"]["checkpoint"]} if args.warm_start else {}
+        cfg = from_dict(FitConfig, {**base, "out_dir": cfg.out_dir, **init}, where=args.config)
     t0 = time.perf_counter()
     sup = fit(cfg)
     minutes = (time.perf_counter() - t0) / 60
     steps = sup.summary["steps"]
     if args.same_steps:
-        alone = {tag: run_standalone(cfg, arch, tag, None, root, steps=steps) for tag, arch in archs.items()}
+        alone = {tag: run_standalone(ref_cfg, arch, tag, None, root, steps=steps) for tag, arch in archs.items()}
     report: dict[str, Any] = {
-        "config": args.config, "overrides": args.overrides, "strategy": cfg.strategy, "budget_minutes": args.minutes,
+        "config": args.config, "overrides": args.overrides, "supernet_overrides": args.supernet_overrides, "strategy": cfg.strategy, "budget_minutes": args.minutes,
         "warm_start": alone["largest"]["dir"] if args.warm_start else None,
         "warm_start_minutes": alone["largest"]["minutes"] if args.warm_start else 0.0,
         "supernet": {"steps": steps, "minutes": round(minutes, 2), "dev": sup.summary["dev"],

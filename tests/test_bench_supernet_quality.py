@@ -41,3 +41,42 @@ def test_reference_key_ignores_strategy_cache_dir_and_unset_new_options(tmp_path
     assert _ref_dir(tmp_path, "configs/fit/progressive_fsdd.yaml", "net.frame_norm=false") != ref
     assert _ref_dir(tmp_path, "configs/fit/progressive_fsdd.yaml", "optim.lr=0.002") != ref
     assert _ref_dir(tmp_path, "configs/fit/progressive_fsdd.yaml", "trainer.time_limit_minutes=30") != ref
+
+
+def test_supernet_set_reaches_the_supernet_only(tmp_path, monkeypatch):
+    """``--supernet-set seed=7``: a second supernet seed against the same references (their config,
+    hence their folder, keeps the config's seed)."""
+    import json
+    from types import SimpleNamespace
+
+    import torch
+
+    import supernet.training.run as run
+
+    seen = []
+
+    def fake_fit(cfg):  # records the config; writes what the script reads back
+        seen.append(cfg)
+        out = Path(cfg.out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        summary = {"steps": 5, "dev": {"largest": {"wer": 0.5}, "smallest": {"wer": 0.6}}}
+        (out / "summary.json").write_text(json.dumps(summary))
+        (out / "metrics.csv").write_text("step,dev/largest/wer\n4,0.5\n")
+        return SimpleNamespace(summary=summary, module=SimpleNamespace(tokenizer=SimpleNamespace(vocab_size=12)))
+
+    monkeypatch.setattr(run, "fit", fake_fit)
+
+    def bench(tag: str, *extra: str) -> dict:
+        result = tmp_path / f"{tag}.json"
+        args = ["--config", "configs/fit/progressive_fsdd.yaml", *extra, "--run-dir", str(tmp_path / tag),
+                "--out", str(result), "--threads", str(torch.get_num_threads())]
+        assert _bench().main(args) == 0
+        return json.loads(result.read_text())
+
+    bench("plain")
+    report = bench("seed7", "--supernet-set", "seed=7")
+    plain, seed7 = seen[:3], seen[3:]
+    assert [c.seed for c in plain] == [0, 0, 0] and [c.seed for c in seed7] == [0, 0, 7]
+    assert [Path(c.out_dir).name for c in seed7[:2]] == [Path(c.out_dir).name for c in plain[:2]]  # the same references
+    assert report["supernet_overrides"] == ["seed=7"] and report["provenance"]["seed"] == 7
+    assert report["archs"]["largest"]["dev_wer_inherited"] == 0.5
