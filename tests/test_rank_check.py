@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 
 import numpy as np
 import pytest
@@ -224,6 +225,20 @@ def test_rank_check_end_to_end_writes_the_report(tmp_path, tiny_fit_yaml, capsys
     path.write_text(yaml.safe_dump(cfg))
     assert main(["rank-check", "-c", str(path), "--out", str(out)]) == 0
     assert {p.name: p.stat().st_mtime_ns for p in (out / "references").iterdir()} == stamps
+    # finetune: each arch also scored after a short fine-tune from its inherited weights, and
+    # correlated; the supernet itself is untouched (every arch's inherited score is what it was)
+    ft_out = tmp_path / "ft"
+    shutil.copytree(out / "references", ft_out / "references")
+    assert main(["rank-check", "-c", str(path), "--out", str(ft_out), "finetune={max_steps: 2, eval_every: 1}"]) == 0
+    ft = json.loads((ft_out / "report.json").read_text())
+    assert set(ft["correlations"]) == {"wer", "loss", "finetuned_wer", "finetuned_loss"}
+    assert ft["finetune"]["max_steps"] == 2
+    assert [r["supernet"] for r in ft["archs"]] == [r["supernet"] for r in report["archs"]]
+    for r in ft["archs"]:
+        assert 0 < r["finetuned"]["steps"] <= 2
+        assert r["finetuned"]["loss"] <= r["supernet"]["loss"] + 1e-6  # the best evaluation, step 0 included
+    assert "fine-tuning steps" in (ft_out / "report.md").read_text()
+    assert (ft_out / "scatter.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # Sharded: two workers split the references (e.g. on other machines sharing out_dir); a
     # run without `shard` then reuses every one of them and writes the report.
     for ref in (out / "references").iterdir():

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from supernet.config import ConfigError
+from supernet.config import NEW_OPTION, ConfigError
 from supernet.data.datamodule import DataConfig
 from supernet.evaluation.training import TrainConfig
 
@@ -75,6 +75,11 @@ class RankCheckConfig:
         num_archs: K, archs compared.
         pool: random archs drawn before stratifying by params (default 20 K).
         reference: standalone training of each arch (budget, early stopping, optimiser).
+        finetune: also score each arch after a short fine-tune from its inherited weights
+            (:func:`~supernet.evaluation.training.train_subnet` with these settings, e.g.
+            ``{max_steps: 100, eval_every: 50}``) and correlate those scores with the references
+            too: the ranking a search gets when its evaluator fine-tunes briefly (the ``short``
+            stage of progressive evaluation). None: inherited weights only.
         eval_batch_size: dev utterances per batch when scoring.
         bootstrap_samples: resamples of the bootstrap intervals.
         confidence: level of the intervals.
@@ -98,6 +103,7 @@ class RankCheckConfig:
     num_archs: int = 12
     pool: int | None = None
     reference: TrainConfig = field(default_factory=_reference_default)
+    finetune: TrainConfig | None = field(default=None, metadata=NEW_OPTION)
     eval_batch_size: int = 32
     bootstrap_samples: int = 2000
     confidence: float = 0.95
@@ -216,6 +222,19 @@ def _reference(arch: Any, net_cfg: Any, vocab_size: int, train_set: Any, evaluat
     return row
 
 
+def _scored(cfg: RankCheckConfig) -> list[tuple[str, str]]:
+    """(row field, metric) of every score compared with the references."""
+    sources = ("supernet",) + (("finetuned",) if cfg.finetune is not None else ())
+    return [(s, m) for s in sources for m in ("wer", "loss")]
+
+
+def _corr_key(source: str, metric: str) -> str:
+    return metric if source == "supernet" else f"{source}_{metric}"  # "wer", "loss": as before
+
+
+_SOURCE_LABEL = {"supernet": "supernet (inherited weights)", "finetuned": "inherited + short fine-tune"}
+
+
 def _plots(rows: list[dict], corr: dict, out: Path, title: str) -> dict[str, str]:
     import matplotlib
 
@@ -225,18 +244,19 @@ def _plots(rows: list[dict], corr: dict, out: Path, title: str) -> dict[str, str
     from supernet.utils import atomic_path
 
     files = {}
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
-    for ax, metric in zip(axes, ("wer", "loss")):
+    panels = [(s, m) for s in ("supernet", "finetuned") for m in ("wer", "loss") if _corr_key(s, m) in corr]
+    fig, axes = plt.subplots(len(panels) // 2, 2, figsize=(10, 4.5 * (len(panels) // 2)), squeeze=False)
+    for ax, (source, metric) in zip(axes.flat, panels):
         x = [r["reference"][metric] for r in rows]
-        y = [r["supernet"][metric] for r in rows]
+        y = [r[source][metric] for r in rows]
         sc = ax.scatter(x, y, c=[r["params"] / 1e6 for r in rows], cmap="viridis")
         for r, xi, yi in zip(rows, x, y):
             ax.annotate(r["arch_id"][:6], (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        tau, rho = corr[metric]["kendall_tau"], corr[metric]["spearman"]
+        tau, rho = corr[_corr_key(source, metric)]["kendall_tau"], corr[_corr_key(source, metric)]["spearman"]
         name = "WER" if metric == "wer" else metric
         ax.set_title(f"dev {name}: Kendall tau {format_stat(tau)}, Spearman {format_stat(rho)}", fontsize=8)
         ax.set_xlabel(f"standalone (trained from scratch) dev {name}")
-        ax.set_ylabel(f"supernet (inherited weights) dev {name}")
+        ax.set_ylabel(f"{_SOURCE_LABEL[source]} dev {name}")
         fig.colorbar(sc, ax=ax, label="params (M)")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -305,9 +325,11 @@ def _markdown(report: dict[str, Any]) -> str:
              "with the best dev WER at least 0.1 below min(start WER, 1)). "
              f"Training took {report['reference_seconds']:.0f} s in all.",
              "", "| | Kendall tau | Spearman rho |", "|---|---|---|"]
-    for metric in ("wer", "loss"):
-        c = report["correlations"][metric]
-        lines.append(f"| dev {metric} | {format_stat(c['kendall_tau'])} | {format_stat(c['spearman'])} |")
+    ft = report.get("finetune")
+    for key, c in report["correlations"].items():
+        source, metric = key.split("_") if "_" in key else ("supernet", key)
+        what = f"dev {metric}" + (f", after {ft['max_steps']} fine-tuning steps at most" if source == "finetuned" else "")
+        lines.append(f"| {what} | {format_stat(c['kendall_tau'])} | {format_stat(c['spearman'])} |")
     decoders = sorted({r["arch"]["decoder"] for r in report["archs"]})
     if len(decoders) > 1:
         lines += ["", f"The archs use several decoders ({', '.join(decoders)}) whose losses are different quantities "
@@ -325,11 +347,33 @@ def _markdown(report: dict[str, Any]) -> str:
         lines.append(f"| `{r['arch_id']}` | {r['params'] / 1e6:.3f}M | {num(sup['wer'])} | {num(ref['wer'])} | "
                      f"{num(sup['loss'])} | {num(ref['loss'])} | {r['best_step']} / {r['final_step']} | {r['stopped']} | "
                      f"{r['describe']} |")
+    if ft is not None:
+        lines += ["", f"After a short fine-tune from the inherited weights (at most {ft['max_steps']} steps, one dev "
+                      f"evaluation every {ft['eval_every']}, best weights kept):", "",
+                  "| arch | supernet WER | fine-tuned WER | standalone WER | fine-tuning steps |", "|---|---|---|---|---|"]
+        for r in report["archs"]:
+            lines.append(f"| `{r['arch_id']}` | {num(r['supernet']['wer'])} | {num(r['finetuned']['wer'])} | "
+                         f"{num(r['reference']['wer'])} | {r['finetuned']['steps']} |")
     lines += ["", "![supernet vs standalone](scatter.png)", "", "![learning curves](curves.png)", ""]
     return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------- run
+def _finetuned(arch: Any, net: Any, train_set: Any, evaluator: Any, cfg: RankCheckConfig) -> dict[str, Any]:
+    """``arch``'s dev scores after ``cfg.finetune`` from its inherited weights (the supernet is untouched)."""
+    import torch
+
+    from supernet.evaluation.training import train_subnet
+    from supernet.subnet import extract
+
+    model = extract(net, arch).to(evaluator.device)  # a copy of the weights
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(_seed_of(cfg.seed, arch.id, "finetune"))  # dropout, independent of the order of archs
+        res = train_subnet(model, train_set, cfg.finetune, lambda m: evaluator.score_model(m, arch.id),
+                           progress=cfg.progress, label=f"{arch.id} fine-tune")
+    return {**{k: res.best[k] for k in ("wer", "cer", "loss")}, "steps": res.final_step, "seconds": res.seconds}
+
+
 def rank_check(cfg: RankCheckConfig, net: Any, space: Any, tokenizer: Any, datamodule: Any,
                supernet_label: str = "<in memory>") -> RankCheckResult:
     """Run the rank check on a loaded supernet and a set-up DataModule; write the output folder.
@@ -384,17 +428,22 @@ def rank_check(cfg: RankCheckConfig, net: Any, space: Any, tokenizer: Any, datam
                      "reference": {k: ref["best"][k] for k in ("wer", "cer", "loss")},
                      "best_step": ref["best_step"], "final_step": ref["final_step"], "stopped": ref["stopped"],
                      "converged": ref["converged"], "seconds": ref["seconds"], "curve": ref["curve"]})
+        if cfg.finetune is not None:
+            rows[-1]["finetuned"] = ft = _finetuned(arch, net, datamodule.train_set, evaluator, cfg)
+            print(f"[{i}/{len(archs)}] {arch.id}: WER {ft['wer']:.3f} after {ft['steps']} fine-tuning steps",
+                  file=sys.stderr, flush=True)
     corr = {}
-    for metric in ("wer", "loss"):
-        stats_ = rank_correlations([r["supernet"][metric] for r in rows], [r["reference"][metric] for r in rows],
+    for source, metric in _scored(cfg):
+        stats_ = rank_correlations([r[source][metric] for r in rows], [r["reference"][metric] for r in rows],
                                    samples=cfg.bootstrap_samples, confidence=cfg.confidence, seed=cfg.seed)
-        corr[metric] = _json_safe({k: v.to_dict() for k, v in stats_.items()})
+        corr[_corr_key(source, metric)] = _json_safe({k: v.to_dict() for k, v in stats_.items()})
     converged = sum(r["converged"] for r in rows)
     valid = len(rows) >= TARGET_K and converged == len(rows)
     tau = corr["wer"]["kendall_tau"]["value"]  # None when undefined
     report = {
         "name": cfg.name, "supernet": supernet_label, "space": f"{space.name} ({space.hash})", "seed": cfg.seed,
         "num_archs": len(rows), "converged": converged, "reference_budget": to_dict(cfg.reference),
+        "finetune": None if cfg.finetune is None else to_dict(cfg.finetune),
         "reference_seconds": round(sum(r["seconds"] for r in rows), 1), "elapsed_seconds": round(time.monotonic() - t0, 1),
         "bootstrap_samples": cfg.bootstrap_samples, "confidence": cfg.confidence, "correlations": corr,
         "target": {"kendall_tau": TARGET_TAU, "num_archs": TARGET_K, "met": bool(valid and tau is not None and tau >= TARGET_TAU),

@@ -20,7 +20,10 @@ kernel is ``NetConfig.causal_conv``:
   (dynamic chunk convolution, Li et al., ICASSP 2023): frame t of the chunk [cS, cS + S) sees
   t-(k-1)/2 .. min(t+(k-1)/2, cS+S-1), the same right edge as the chunk attention mask. Every
   tap keeps its full-context offset and a chunk still depends on no later frame, so chunk-by-
-  chunk decoding is unchanged (``supernet.streaming``). Needs the arch's chunk S.
+  chunk decoding is unchanged (``supernet.streaming``). Needs the arch's chunk S. Measured with
+  dynamic-chunk training (12 minutes from scratch, chunk 4, kernel 15; BENCHMARKS.md, session
+  14) it lost to ``shift`` in both modes (12.9 % against 4.2 % streaming dev WER): a frame keeps
+  only (k-1)/2 past taps, as with ``mask``.
 
 A smaller kernel is the centre of the largest one (``supernet.nn.elastic``). Padded frames are
 zeroed before each convolution so they never leak into valid ones.
