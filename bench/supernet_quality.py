@@ -51,15 +51,30 @@ def dev_curve(run_dir: Path) -> list[dict[str, float]]:
     return out
 
 
+def standalone_key(scfg: Any, space: dict) -> str:
+    """What names a standalone run's folder: its one-arch space and its FitConfig, less where
+    things are (space file, out_dir, corpus cache), its name and the supernet-only sections.
+    ``hash_view``, not ``to_dict``: an option added later (NEW_OPTION) at its default must not
+    re-key (and re-train, 20 minutes each) the references already on disk."""
+    import json
+
+    from supernet.config import hash_view
+
+    view = hash_view(scfg)
+    view["data"].pop("cache_dir", None)
+    cfg = {k: v for k, v in view.items() if k not in ("space", "out_dir", "progressive", "sandwich", "name")}
+    return json.dumps({"space": space, "cfg": cfg}, sort_keys=True, default=str)
+
+
 def standalone_config(cfg: Any, arch: Any, tag: str, minutes: float | None, root: Path, steps: int | None = None) -> Any:
     """The FitConfig of ``arch`` trained alone for ``minutes`` (or exactly ``steps``), in a folder
-    named by its config hash."""
+    named by :func:`standalone_key`."""
+    import dataclasses
     import hashlib
-    import json
 
     import yaml
 
-    from supernet.config import from_dict, hash_view, to_dict
+    from supernet.config import from_dict, to_dict
     from supernet.space_yaml import one_arch_space
     from supernet.training.config import FitConfig
 
@@ -70,13 +85,8 @@ def standalone_config(cfg: Any, arch: Any, tag: str, minutes: float | None, root
         over["trainer"].update(max_steps=100_000, max_minutes=minutes, val_every_steps=100)
     else:
         over["trainer"].update(max_steps=steps, max_minutes=None, val_every_steps=max(1, steps // 8))
-    # hash_view, not to_dict: an option added later (NEW_OPTION) at its default must not re-key
-    # (and re-train, 20 minutes each) the references already on disk
-    view = hash_view(from_dict(FitConfig, over, where=f"standalone {tag}"))
-    view["data"].pop("cache_dir", None)  # where the corpus is cached, not what it is
-    key = json.dumps({"space": space, "cfg": {k: v for k, v in view.items() if k not in ("space", "out_dir", "progressive",
-                                                                                         "sandwich", "name")}},
-                     sort_keys=True, default=str)
+    scfg = from_dict(FitConfig, over, where=f"standalone {tag}")
+    key = standalone_key(scfg, space)
     d = root / f"standalone_{tag}_{hashlib.sha256(key.encode()).hexdigest()[:10]}"
     d.mkdir(parents=True, exist_ok=True)
     space_file = d / "one_arch_space.yaml"
@@ -84,8 +94,7 @@ def standalone_config(cfg: Any, arch: Any, tag: str, minutes: float | None, root
         from supernet.utils import atomic_write_text
 
         atomic_write_text(space_file, yaml.safe_dump(space, sort_keys=False))
-    over.update(out_dir=str(d), space=str(space_file))
-    return from_dict(FitConfig, over, where=f"standalone {tag}")
+    return dataclasses.replace(scfg, out_dir=str(d), space=str(space_file))
 
 
 def run_standalone(cfg: Any, arch: Any, tag: str, minutes: float | None, root: Path, steps: int | None = None) -> dict[str, Any]:

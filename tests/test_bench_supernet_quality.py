@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import replace
 from pathlib import Path
 
 from supernet.config import apply_override, from_dict, load_yaml
@@ -35,8 +36,13 @@ def test_reference_key_ignores_strategy_cache_dir_and_unset_new_options(tmp_path
     # the supernet's strategy and the corpus cache's location do not change what the reference trains
     assert _ref_dir(tmp_path, "configs/fit/warmstart_fsdd.yaml") == ref
     assert _ref_dir(tmp_path, "configs/fit/progressive_fsdd.yaml", "data.cache_dir=/elsewhere") == ref
-    # an option added later (NEW_OPTION) at its default keeps the key: stored references stay valid
-    assert _ref_dir(tmp_path, "configs/fit/progressive_fsdd.yaml", "trainer.time_limit_minutes=null") == ref
+    # an option added later (NEW_OPTION) stays out of the key while at its default, so references
+    # stored before it existed keep their folder; set, it enters
+    bench, space = _bench(), {"name": "one-arch"}
+    base = from_dict(FitConfig, {**load_yaml(REPO / "configs/fit/progressive_fsdd.yaml"), "out_dir": str(tmp_path)}, where="t")
+    assert "time_limit_minutes" not in bench.standalone_key(base, space)
+    limited = replace(base, trainer=replace(base.trainer, time_limit_minutes=30.0))
+    assert "time_limit_minutes" in bench.standalone_key(limited, space)
     # what the reference trains does
     assert _ref_dir(tmp_path, "configs/fit/progressive_fsdd.yaml", "net.frame_norm=false") != ref
     assert _ref_dir(tmp_path, "configs/fit/progressive_fsdd.yaml", "optim.lr=0.002") != ref
