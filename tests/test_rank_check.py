@@ -239,6 +239,25 @@ def test_rank_check_end_to_end_writes_the_report(tmp_path, tiny_fit_yaml, capsys
         assert r["finetuned"]["loss"] <= r["supernet"]["loss"] + 1e-6  # the best evaluation, step 0 included
     assert "fine-tuning steps" in (ft_out / "report.md").read_text()
     assert (ft_out / "scatter.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # reference_seeds: every arch trained once more with seed 1 (its own initial weights too),
+    # the supernet ranked against the mean, and the two seeds' rankings against each other
+    rs_out = tmp_path / "seeds"
+    shutil.copytree(out / "references", rs_out / "references")
+    seed0 = {p.name: p.stat().st_mtime_ns for p in (rs_out / "references").iterdir()}
+    assert main(["rank-check", "-c", str(path), "--out", str(rs_out), "reference_seeds=[0, 1]"]) == 0
+    rs = json.loads((rs_out / "report.json").read_text())
+    assert rs["reference_seeds"] == [0, 1] and [p["seeds"] for p in rs["reference_agreement"]] == [[0, 1]]
+    assert set(rs["reference_agreement"][0]["wer"]) == {"kendall_tau", "spearman"}
+    assert {p.name: p.stat().st_mtime_ns for p in (rs_out / "references").iterdir() if p.name in seed0} == seed0
+    for r, r0 in zip(rs["archs"], report["archs"]):
+        assert (rs_out / "references" / f"{r['arch_id']}.seed1.json").is_file()
+        s0, s1 = r["references"]
+        assert (s0["seed"], s1["seed"]) == (0, 1) and s0["wer"] == r0["reference"]["wer"]
+        assert r["reference"]["loss"] == pytest.approx((s0["loss"] + s1["loss"]) / 2)
+        first = [json.loads((rs_out / "references" / n).read_text())["curve"][0]["loss"]
+                 for n in (f"{r['arch_id']}.json", f"{r['arch_id']}.seed1.json")]
+        assert first[0] != first[1]  # step 0, before any training: the seed drew other initial weights
+    assert "seed 0 vs seed 1, dev wer" in (rs_out / "report.md").read_text()
     # Sharded: two workers split the references (e.g. on other machines sharing out_dir); a
     # run without `shard` then reuses every one of them and writes the report.
     for ref in (out / "references").iterdir():
@@ -287,6 +306,9 @@ def test_rank_check_config_errors_name_the_field(tmp_path):
         resolve_config([base], ["reference.monitor=cer"])
     with pytest.raises(ConfigError, match="shard must be 'I/N'"):
         resolve_config([base], ["shard=2/2"])
+    for bad in ("[]", "[0, 0]", "[-1]"):
+        with pytest.raises(ConfigError, match="reference_seeds must be distinct integers"):
+            resolve_config([base], [f"reference_seeds={bad}"])
 
 
 def test_reference_key_ignores_the_supernets_batching_but_not_the_corpus():
@@ -367,3 +389,31 @@ def test_reference_keys_ignore_options_added_later_while_at_their_defaults():
     assert reference_key(arch, NetConfig(), 6, cfg, data) == old_key
     assert reference_key(arch, NetConfig(frame_norm=False), 6, cfg, data) != old_key
     assert to_dict(NetConfig())["frame_norm"] is True  # the default the old references were trained with
+
+
+def test_reference_key_ignores_where_the_recordings_are_and_still_finds_old_keys(tmp_path):
+    """The FSDD folder's path left the key (the dev audio is hashed into it): a reference trained
+    where the recordings lie elsewhere (another machine) is reused, and one stored under a key
+    that held the path is still found."""
+    import dataclasses
+
+    from supernet.data.datamodule import DataConfig
+    from supernet.data.fsdd import FSDDConfig
+    from supernet.evaluation.rank_check import RankCheckConfig, _reference, reference_data_key, reference_key
+    from supernet.nn.config import NetConfig
+
+    here = DataConfig(corpus="fsdd", fsdd=FSDDConfig(fsdd_dir="/data/fsdd"))
+    there = dataclasses.replace(here, fsdd=FSDDConfig(fsdd_dir="/elsewhere/fsdd"))
+    assert reference_data_key(here, "fp") == reference_data_key(there, "fp")
+    assert reference_data_key(here, "fp") != reference_data_key(dataclasses.replace(here, fsdd=FSDDConfig(
+        fsdd_dir="/data/fsdd", num_dev=100)), "fp")  # what the corpus holds still counts
+    old = reference_data_key(here, "fp", with_locations=True)
+    assert old["data"]["fsdd"]["fsdd_dir"] == "/data/fsdd" and old != reference_data_key(here, "fp")
+
+    arch, cfg = SearchSpace.from_yaml(REPO_CONFIGS / "space/tiny.yaml").smallest(), RankCheckConfig(supernet="unused.ckpt")
+    saved = {"key": reference_key(arch, NetConfig(), 6, cfg, old), "arch_id": arch.id, "best": {"wer": 0.1}}
+    (tmp_path / f"{arch.id}.json").write_text(json.dumps(saved))
+    # found through the old key (nothing to train: no training set or evaluator is needed)
+    assert _reference(arch, NetConfig(), 6, None, None, cfg, tmp_path, reference_data_key(here, "fp"), old) == saved
+    with pytest.raises(AttributeError):  # without the old key it is not found, and training starts
+        _reference(arch, NetConfig(), 6, None, None, cfg, tmp_path, reference_data_key(here, "fp"))

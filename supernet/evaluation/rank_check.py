@@ -17,7 +17,8 @@ Output folder (``out_dir``, default ``runs/rank_check/<name>``), each file writt
     supernet/              the supernet run, when the config trains one (``fit:``)
     supernet_eval.jsonl    the evaluator's result cache
     references/<id>.json   one standalone run per arch: learning curve, final step, best scores;
-                           reused by a rerun with the same reference settings (resumable)
+                           reused by a rerun with the same reference settings (resumable);
+                           <id>.seed<S>.json for reference seeds other than 0
     report.json            per arch: params, supernet and reference scores; correlations with CIs
     report.md              the same, readable
     scatter.png            supernet vs standalone, WER and loss
@@ -74,7 +75,14 @@ class RankCheckConfig:
             data, so references see the same data).
         num_archs: K, archs compared.
         pool: random archs drawn before stratifying by params (default 20 K).
-        reference: standalone training of each arch (budget, early stopping, optimiser).
+        reference: standalone training of each arch (budget, early stopping, optimiser). Its
+            ``seed`` sets data order, augmentation, dropout and, when not 0, the initial weights.
+        reference_seeds: train every arch standalone once per seed (overriding
+            ``reference.seed``) and rank against the mean of their scores. With two or more
+            seeds the report also gives how well the seeds' rankings agree with each other:
+            the ceiling on any supernet's tau, since a ranking the references cannot repeat
+            themselves cannot be matched (on FSDD two seeds agree at tau ~0; BENCHMARKS.md).
+            None: ``[reference.seed]``, one set as before.
         finetune: also score each arch after a short fine-tune from its inherited weights
             (:func:`~supernet.evaluation.training.train_subnet` with these settings, e.g.
             ``{max_steps: 100, eval_every: 50}``) and correlate those scores with the references
@@ -104,6 +112,7 @@ class RankCheckConfig:
     pool: int | None = None
     reference: TrainConfig = field(default_factory=_reference_default)
     finetune: TrainConfig | None = field(default=None, metadata=NEW_OPTION)
+    reference_seeds: list[int] | None = field(default=None, metadata=NEW_OPTION)
     eval_batch_size: int = 32
     bootstrap_samples: int = 2000
     confidence: float = 0.95
@@ -126,7 +135,22 @@ class RankCheckConfig:
             raise ValueError("eval_batch_size and bootstrap_samples must be >= 1")
         if not 0.0 < self.confidence < 1.0:
             raise ValueError(f"confidence must be in (0, 1), got {self.confidence}")
+        if self.reference_seeds is not None:
+            seeds = list(self.reference_seeds)
+            if not seeds or len(set(seeds)) != len(seeds) or not all(isinstance(v, int) and v >= 0 for v in seeds):
+                raise ValueError(f"reference_seeds must be distinct integers >= 0 (e.g. [0, 1]), got {self.reference_seeds!r}")
         self.shard_index()  # validates
+
+    @property
+    def seeds(self) -> list[int]:
+        """The reference seeds: ``reference_seeds``, or ``[reference.seed]``."""
+        return list(self.reference_seeds) if self.reference_seeds is not None else [self.reference.seed]
+
+    def for_seed(self, seed: int) -> RankCheckConfig:
+        """This config with ``reference.seed = seed`` (what keys and trains that seed's references)."""
+        from dataclasses import replace
+
+        return replace(self, reference=replace(self.reference, seed=seed))
 
     def shard_index(self) -> tuple[int, int] | None:
         """``shard`` as (I, N), or None when every reference is trained here."""
@@ -167,13 +191,22 @@ class RankCheckResult:
 _NOT_IN_KEY = ("batch_size", "max_batch_seconds", "num_buckets", "num_workers", "cache_dir")
 
 
-def reference_data_key(data_cfg: Any, dev_fingerprint: str) -> dict[str, Any]:
+# Where a corpus's source files are, not what they hold (the dev audio is hashed into the key).
+# Keys before session 15 held them: ``with_locations=True`` rebuilds such a key so those are found.
+_LOCATIONS = {"fsdd": ("fsdd_dir",)}
+
+
+def reference_data_key(data_cfg: Any, dev_fingerprint: str, *, with_locations: bool = False) -> dict[str, Any]:
     """What identifies a reference's data: the corpus and dev sets, not the supernet's batching
-    or the cache's location. Options added later (``NEW_OPTION``) count only when set, so
-    references trained before them are still found."""
+    or where the cache and the corpus's recordings are. Options added later (``NEW_OPTION``)
+    count only when set, so references trained before them are still found."""
     from supernet.config import hash_view
 
     data = {k: v for k, v in hash_view(data_cfg).items() if k not in _NOT_IN_KEY}
+    if not with_locations:
+        for section, names in _LOCATIONS.items():
+            if isinstance(data.get(section), dict):
+                data[section] = {k: v for k, v in data[section].items() if k not in names}
     return {"data": data, "dev": dev_fingerprint}
 
 
@@ -191,9 +224,33 @@ def _seed_of(*key: Any) -> int:
     return int.from_bytes(hashlib.sha256(repr(key).encode()).digest()[:4], "little")
 
 
+def reference_filename(arch_id: str, seed: int) -> str:
+    """``<id>.json`` for reference seed 0 (the name references have always had), else ``<id>.seed<S>.json``."""
+    return f"{arch_id}.json" if seed == 0 else f"{arch_id}.seed{seed}.json"
+
+
+def _references(arch: Any, net_cfg: Any, vocab_size: int, train_set: Any, evaluator: Any, cfg: RankCheckConfig,
+                ref_dir: Path, data_key: dict[str, Any], legacy_data_key: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """``arch``'s standalone runs, one per reference seed (each trained or reused)."""
+    return [{"seed": s, **_reference(arch, net_cfg, vocab_size, train_set, evaluator, cfg.for_seed(s), ref_dir, data_key,
+                                     legacy_data_key)}
+            for s in cfg.seeds]
+
+
+def _reference_init_seed(cfg: RankCheckConfig, arch_id: str) -> int:
+    """The seed of a reference's initial weights: per arch (independent of the order of archs), and
+    per ``reference.seed`` when that is set, so a second training seed redraws the initialisation
+    too (``rank-check ... reference.seed=1`` measures how far the references reorder on their own).
+    ``reference.seed: 0`` keeps the seed references have always had."""
+    if cfg.reference.seed == 0:
+        return _seed_of(cfg.seed, arch_id)
+    return _seed_of(cfg.seed, arch_id, cfg.reference.seed)
+
+
 def _reference(arch: Any, net_cfg: Any, vocab_size: int, train_set: Any, evaluator: Any, cfg: RankCheckConfig,
-               ref_dir: Path, data_key: dict[str, Any]) -> dict[str, Any]:
-    """Train ``arch`` standalone from scratch (or reuse a finished run with the same settings)."""
+               ref_dir: Path, data_key: dict[str, Any], legacy_data_key: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train ``arch`` standalone from scratch (or reuse a finished run with the same settings:
+    its key, or the key it had before the recordings' folder left the key)."""
     import torch
 
     from supernet.config import to_dict
@@ -201,14 +258,15 @@ def _reference(arch: Any, net_cfg: Any, vocab_size: int, train_set: Any, evaluat
     from supernet.utils import atomic_write_json
 
     key = reference_key(arch, net_cfg, vocab_size, cfg, data_key)
-    path = ref_dir / f"{arch.id}.json"
+    path = ref_dir / reference_filename(arch.id, cfg.reference.seed)
     if path.is_file():
         saved = json.loads(path.read_text(encoding="utf-8"))
-        if saved.get("key") == key:
+        accepted = {key} | ({reference_key(arch, net_cfg, vocab_size, cfg, legacy_data_key)} if legacy_data_key else set())
+        if saved.get("key") in accepted:
             log.info("reference %s: reusing %s", arch.id, path)
             return saved
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(_seed_of(cfg.seed, arch.id))  # initialisation, independent of the order of archs
+        torch.manual_seed(_reference_init_seed(cfg, arch.id))
         model = SubnetModel(arch, vocab_size, net_cfg)
     device = evaluator.device
     model.to(device)
@@ -235,7 +293,7 @@ def _corr_key(source: str, metric: str) -> str:
 _SOURCE_LABEL = {"supernet": "supernet (inherited weights)", "finetuned": "inherited + short fine-tune"}
 
 
-def _plots(rows: list[dict], corr: dict, out: Path, title: str) -> dict[str, str]:
+def _plots(rows: list[dict], corr: dict, out: Path, title: str, agreement: list[dict] | None = None) -> dict[str, str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -244,19 +302,31 @@ def _plots(rows: list[dict], corr: dict, out: Path, title: str) -> dict[str, str
     from supernet.utils import atomic_path
 
     files = {}
-    panels = [(s, m) for s in ("supernet", "finetuned") for m in ("wer", "loss") if _corr_key(s, m) in corr]
+    # (x, y, stats, x label, y label) per panel; two panels (WER, loss) a row
+    panels = []
+    for source in ("supernet", "finetuned"):
+        for metric in ("wer", "loss"):
+            if _corr_key(source, metric) in corr:
+                name = "WER" if metric == "wer" else metric
+                panels.append(([r["reference"][metric] for r in rows], [r[source][metric] for r in rows],
+                               corr[_corr_key(source, metric)], f"standalone (trained from scratch) dev {name}",
+                               f"{_SOURCE_LABEL[source]} dev {name}", name))
+    if agreement:  # the first pair of reference seeds against each other: the ceiling
+        pair = agreement[0]
+        for metric in ("wer", "loss"):
+            name = "WER" if metric == "wer" else metric
+            panels.append(([r["references"][0][metric] for r in rows], [r["references"][1][metric] for r in rows],
+                           pair[metric], f"standalone, seed {pair['seeds'][0]}: dev {name}",
+                           f"standalone, seed {pair['seeds'][1]}: dev {name}", name))
     fig, axes = plt.subplots(len(panels) // 2, 2, figsize=(10, 4.5 * (len(panels) // 2)), squeeze=False)
-    for ax, (source, metric) in zip(axes.flat, panels):
-        x = [r["reference"][metric] for r in rows]
-        y = [r[source][metric] for r in rows]
+    for ax, (x, y, stats_, xlabel, ylabel, name) in zip(axes.flat, panels):
         sc = ax.scatter(x, y, c=[r["params"] / 1e6 for r in rows], cmap="viridis")
         for r, xi, yi in zip(rows, x, y):
             ax.annotate(r["arch_id"][:6], (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        tau, rho = corr[_corr_key(source, metric)]["kendall_tau"], corr[_corr_key(source, metric)]["spearman"]
-        name = "WER" if metric == "wer" else metric
-        ax.set_title(f"dev {name}: Kendall tau {format_stat(tau)}, Spearman {format_stat(rho)}", fontsize=8)
-        ax.set_xlabel(f"standalone (trained from scratch) dev {name}")
-        ax.set_ylabel(f"{_SOURCE_LABEL[source]} dev {name}")
+        ax.set_title(f"dev {name}: Kendall tau {format_stat(stats_['kendall_tau'])}, "
+                     f"Spearman {format_stat(stats_['spearman'])}", fontsize=8)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
         fig.colorbar(sc, ax=ax, label="params (M)")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -269,7 +339,8 @@ def _plots(rows: list[dict], corr: dict, out: Path, title: str) -> dict[str, str
     for r in rows:
         curve = r["curve"]
         steps = [p["step"] for p in curve]
-        label = f"{r['arch_id'][:6]} ({r['params'] / 1e6:.2f}M){'' if r['converged'] else ' capped'}"
+        plotted = (r.get("references") or [r])[0]  # the first seed's curve
+        label = f"{r['arch_id'][:6]} ({r['params'] / 1e6:.2f}M){'' if plotted['converged'] else ' not converged'}"
         for ax, metric in zip(axes, ("loss", "wer")):
             (line,) = ax.plot(steps, [p[metric] for p in curve], marker=".", label=label)
             best = next(p for p in curve if p["step"] == r["best_step"])
@@ -330,6 +401,18 @@ def _markdown(report: dict[str, Any]) -> str:
         source, metric = key.split("_") if "_" in key else ("supernet", key)
         what = f"dev {metric}" + (f", after {ft['max_steps']} fine-tuning steps at most" if source == "finetuned" else "")
         lines.append(f"| {what} | {format_stat(c['kendall_tau'])} | {format_stat(c['spearman'])} |")
+    seeds = report.get("reference_seeds") or [b["seed"]]
+    if len(seeds) > 1:
+        lines += ["", f"Each arch was trained standalone once per seed ({', '.join(map(str, seeds))}: initial weights, "
+                      "data order, augmentation, dropout) and the supernet is ranked against the mean of their scores. "
+                      "How well the seeds' rankings agree with each other bounds what any supernet can reach: "
+                      "a ranking the references do not repeat is noise.", "",
+                  "| references against each other | Kendall tau | Spearman rho |", "|---|---|---|"]
+        for pair in report["reference_agreement"]:
+            for metric in ("wer", "loss"):
+                c = pair[metric]
+                lines.append(f"| seed {pair['seeds'][0]} vs seed {pair['seeds'][1]}, dev {metric} | "
+                             f"{format_stat(c['kendall_tau'])} | {format_stat(c['spearman'])} |")
     decoders = sorted({r["arch"]["decoder"] for r in report["archs"]})
     if len(decoders) > 1:
         lines += ["", f"The archs use several decoders ({', '.join(decoders)}) whose losses are different quantities "
@@ -342,11 +425,22 @@ def _markdown(report: dict[str, Any]) -> str:
               "| arch | params | supernet WER | standalone WER | supernet loss | standalone loss | best / final step "
               "| stopped | describe |", "|---|---|---|---|---|---|---|---|---|"]
     num = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731 - None: a non-finite value
+
+    def per_seed(r: dict[str, Any], metric: str) -> str:  # the mean, then each seed's score
+        each = r.get("references") or []
+        tail = f" ({' / '.join(num(x[metric]) for x in each)})" if len(each) > 1 else ""
+        return num(r["reference"][metric]) + tail
+
     for r in report["archs"]:
-        sup, ref = r["supernet"], r["reference"]
-        lines.append(f"| `{r['arch_id']}` | {r['params'] / 1e6:.3f}M | {num(sup['wer'])} | {num(ref['wer'])} | "
-                     f"{num(sup['loss'])} | {num(ref['loss'])} | {r['best_step']} / {r['final_step']} | {r['stopped']} | "
-                     f"{r['describe']} |")
+        sup = r["supernet"]
+        steps = " ; ".join(f"{x['best_step']} / {x['final_step']}" for x in r.get("references") or [r])
+        stopped = " ; ".join(str(x["stopped"]) for x in r.get("references") or [r])
+        lines.append(f"| `{r['arch_id']}` | {r['params'] / 1e6:.3f}M | {num(sup['wer'])} | {per_seed(r, 'wer')} | "
+                     f"{num(sup['loss'])} | {per_seed(r, 'loss')} | {steps} | {stopped} | {r['describe']} |")
+    if len(seeds) > 1:
+        lines += ["", f"Standalone scores: the mean over seeds {', '.join(map(str, seeds))}, then each seed's in "
+                      "brackets; steps and stop reasons per seed. The learning curves plotted are seed "
+                      f"{seeds[0]}'s."]
     if ft is not None:
         lines += ["", f"After a short fine-tune from the inherited weights (at most {ft['max_steps']} steps, one dev "
                       f"evaluation every {ft['eval_every']}, best weights kept):", "",
@@ -405,6 +499,7 @@ def rank_check(cfg: RankCheckConfig, net: Any, space: Any, tokenizer: Any, datam
     archs = stratified_sample(space, cfg.num_archs, random.Random(f"rank-check/{cfg.seed}"),
                               size=lambda a: space.params(a, vocab), pool=cfg.pool)
     data_key = reference_data_key(datamodule.cfg, evaluator.data_fingerprint)
+    legacy_key = reference_data_key(datamodule.cfg, evaluator.data_fingerprint, with_locations=True)
     rows = []
     t0 = time.monotonic()
     shard = cfg.shard_index()
@@ -413,21 +508,28 @@ def rank_check(cfg: RankCheckConfig, net: Any, space: Any, tokenizer: Any, datam
         for i, arch in enumerate(mine, 1):
             print(f"[shard {cfg.shard}: {i}/{len(mine)}] {arch.id} {arch.describe()}: reference",
                   file=sys.stderr, flush=True)
-            ref = _reference(arch, net.config.net, vocab, datamodule.train_set, evaluator, cfg, out / "references",
-                             data_key)
-            rows.append({"arch_id": arch.id, "best": ref["best"], "final_step": ref["final_step"],
-                         "stopped": ref["stopped"], "converged": ref["converged"], "seconds": ref["seconds"]})
+            for ref in _references(arch, net.config.net, vocab, datamodule.train_set, evaluator, cfg,
+                                   out / "references", data_key, legacy_key):
+                rows.append({"arch_id": arch.id, "seed": ref["seed"], "best": ref["best"], "final_step": ref["final_step"],
+                             "stopped": ref["stopped"], "converged": ref["converged"], "seconds": ref["seconds"]})
         return RankCheckResult(out, {"shard": cfg.shard, "references": rows})
     for i, arch in enumerate(archs, 1):
         sup = evaluator.evaluate(arch)
         print(f"[{i}/{len(archs)}] {arch.id} {arch.describe()}: supernet WER {sup.wer:.3f}; reference",
               file=sys.stderr, flush=True)
-        ref = _reference(arch, net.config.net, vocab, datamodule.train_set, evaluator, cfg, out / "references", data_key)
+        refs = _references(arch, net.config.net, vocab, datamodule.train_set, evaluator, cfg, out / "references", data_key,
+                           legacy_key)
+        ref = refs[0]  # its learning curve is the one plotted
         rows.append({"arch_id": arch.id, "describe": arch.describe(), "arch": arch.to_dict(), "params": sup["params"],
                      "supernet": {"wer": sup.wer, "cer": sup.cer, "loss": sup.loss},
-                     "reference": {k: ref["best"][k] for k in ("wer", "cer", "loss")},
+                     # the mean over the reference seeds (the one seed's scores when there is one)
+                     "reference": {k: sum(r["best"][k] for r in refs) / len(refs) for k in ("wer", "cer", "loss")},
+                     "references": [{"seed": r["seed"], **{k: r["best"][k] for k in ("wer", "cer", "loss")},
+                                     **{k: r[k] for k in ("best_step", "final_step", "stopped", "converged", "seconds")}}
+                                    for r in refs],
                      "best_step": ref["best_step"], "final_step": ref["final_step"], "stopped": ref["stopped"],
-                     "converged": ref["converged"], "seconds": ref["seconds"], "curve": ref["curve"]})
+                     "converged": all(r["converged"] for r in refs), "seconds": sum(r["seconds"] for r in refs),
+                     "curve": ref["curve"]})
         if cfg.finetune is not None:
             rows[-1]["finetuned"] = ft = _finetuned(arch, net, datamodule.train_set, evaluator, cfg)
             print(f"[{i}/{len(archs)}] {arch.id}: WER {ft['wer']:.3f} after {ft['steps']} fine-tuning steps",
@@ -437,6 +539,17 @@ def rank_check(cfg: RankCheckConfig, net: Any, space: Any, tokenizer: Any, datam
         stats_ = rank_correlations([r[source][metric] for r in rows], [r["reference"][metric] for r in rows],
                                    samples=cfg.bootstrap_samples, confidence=cfg.confidence, seed=cfg.seed)
         corr[_corr_key(source, metric)] = _json_safe({k: v.to_dict() for k, v in stats_.items()})
+    agreement = []  # the references against themselves: seed a's ranking against seed b's
+    seeds = cfg.seeds
+    for a in range(len(seeds)):
+        for b in range(a + 1, len(seeds)):
+            pair = {"seeds": [seeds[a], seeds[b]]}
+            for metric in ("wer", "loss"):
+                stats_ = rank_correlations([r["references"][a][metric] for r in rows],
+                                           [r["references"][b][metric] for r in rows],
+                                           samples=cfg.bootstrap_samples, confidence=cfg.confidence, seed=cfg.seed)
+                pair[metric] = _json_safe({k: v.to_dict() for k, v in stats_.items()})
+            agreement.append(pair)
     converged = sum(r["converged"] for r in rows)
     valid = len(rows) >= TARGET_K and converged == len(rows)
     tau = corr["wer"]["kendall_tau"]["value"]  # None when undefined
@@ -444,13 +557,15 @@ def rank_check(cfg: RankCheckConfig, net: Any, space: Any, tokenizer: Any, datam
         "name": cfg.name, "supernet": supernet_label, "space": f"{space.name} ({space.hash})", "seed": cfg.seed,
         "num_archs": len(rows), "converged": converged, "reference_budget": to_dict(cfg.reference),
         "finetune": None if cfg.finetune is None else to_dict(cfg.finetune),
+        "reference_seeds": seeds, "reference_agreement": agreement,
         "reference_seconds": round(sum(r["seconds"] for r in rows), 1), "elapsed_seconds": round(time.monotonic() - t0, 1),
         "bootstrap_samples": cfg.bootstrap_samples, "confidence": cfg.confidence, "correlations": corr,
         "target": {"kendall_tau": TARGET_TAU, "num_archs": TARGET_K, "met": bool(valid and tau is not None and tau >= TARGET_TAU),
                    "valid": valid},
         "archs": rows,
     }
-    report["files"] = _plots(rows, corr, out, f"{cfg.name}: K={len(rows)}, {converged}/{len(rows)} references converged")
+    report["files"] = _plots(rows, corr, out, f"{cfg.name}: K={len(rows)}, {converged}/{len(rows)} references converged",
+                             agreement)
     report["files"].update({"report_json": "report.json", "report_md": "report.md"})
     report = _json_safe(report)
     atomic_write_json(out / "report.json", report)
