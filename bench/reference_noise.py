@@ -107,6 +107,14 @@ def analyse(by_seed: dict[int, dict[str, dict[str, Any]]], reports: list[dict[st
     return out
 
 
+def _shown(p: Path) -> str:
+    """``p`` relative to the repository when inside it (results stay readable on another checkout)."""
+    try:
+        return str(p.resolve().relative_to(REPO))
+    except ValueError:
+        return str(p)
+
+
 def _tau(c: dict[str, Any]) -> str:
     t = c["kendall_tau"]
     return "undefined" if t["value"] is None else f"{t['value']:+.2f} [{t['low']:+.2f}, {t['high']:+.2f}]"
@@ -128,12 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     for p in args.reports:
         if not p.is_file():
             raise SystemExit(f"--reports {p}: no such file (give rank-check report.json files)")
-        reports.append({**json.loads(p.read_text(encoding="utf-8")), "_path": str(p)})
+        reports.append({**json.loads(p.read_text(encoding="utf-8")), "_path": _shown(p)})
     res = analyse(load_references(args.references), reports, samples=args.samples)
     from supernet.utils import atomic_write_json, provenance
 
-    res["provenance"] = provenance({"references": [str(p) for p in args.references],
-                                    "reports": [str(p) for p in args.reports]}, 0)
+    res["provenance"] = provenance({"references": [_shown(p) for p in args.references],
+                                    "reports": [_shown(p) for p in args.reports]}, 0)
     atomic_write_json(args.out, res)
     print(f"{len(res['archs'])} archs, seeds {res['seeds']}")
     for pair in res["agreement"]:
