@@ -31,7 +31,8 @@ sys.path.insert(0, str(REPO))
 RESULTS = REPO / "bench/results"
 DEFAULT_REFERENCES = [RESULTS / "rank_check_fsdd_gpu/references", RESULTS / "rank_check_fsdd_gpu_seed1/references"]
 DEFAULT_REPORTS = [RESULTS / f"rank_check_fsdd_{n}/report.json" for n in (
-    "gpu", "gpu_prog", "progressive_warmup20_framenorm_s13", "progressive_seed1_s14", "warmstart_framenorm_s13", "cpu_warm")]
+    "gpu", "gpu_prog", "progressive_warmup20_framenorm_s13", "progressive_seed1_s14", "warmstart_framenorm_s13", "cpu_warm",
+    "ft_seeds_s15")]
 _NAME = re.compile(r"^(?P<id>[0-9a-f]+)(?:\.seed(?P<seed>\d+))?\.json$")
 
 
