@@ -10,6 +10,8 @@ Data fixtures (owned by the data pipeline; reuse them in any test):
   ``SpeechDataModule(tiny_data_config)`` finds the corpus already built.
 - ``write_wav_file``: helper to write a small WAV (any rate/channels) for bad-input tests.
 - ``bad_manifest``: a manifest with one entry per kind of bad (and tolerated) input.
+- ``load_bench``: ``load_bench("name")`` imports ``bench/name.py`` as a module (bench scripts are
+  not a package).
 Heavy imports happen inside fixtures so that collecting tests stays fast.
 """
 
@@ -135,3 +137,17 @@ def bad_manifest(tmp_path, write_wav_file):
     m = d / "train.jsonl"
     m.write_bytes(b"\n".join(x for x, _ in lines) + b"\n")
     return m, {i + 1: reason for i, (_, reason) in enumerate(lines) if reason}, good
+
+
+@pytest.fixture
+def load_bench():
+    """``load_bench("supernet_quality")``: ``bench/supernet_quality.py`` imported as a module."""
+    import importlib.util
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "bench" / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+
+    return load

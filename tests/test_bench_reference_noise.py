@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _bench():
-    spec = importlib.util.spec_from_file_location("bench_reference_noise", REPO / "bench/reference_noise.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _write_refs(folder: Path, seed: int, wers: dict[str, float], converged: bool = True) -> None:
@@ -26,8 +17,8 @@ def _write_refs(folder: Path, seed: int, wers: dict[str, float], converged: bool
                                                "best": {"wer": wer, "loss": 10 * wer, "costs": {"params": 1.0}}}))
 
 
-def test_seed_agreement_and_report_correlations(tmp_path, capsys):
-    bench = _bench()
+def test_seed_agreement_and_report_correlations(tmp_path, capsys, load_bench):
+    bench = load_bench("reference_noise")
     wers0 = {"a1": 0.01, "b2": 0.02, "c3": 0.03, "d4": 0.04, "e5": 0.05}
     wers1 = {"a1": 0.05, "b2": 0.04, "c3": 0.03, "d4": 0.02, "e5": 0.01}  # the reverse order
     _write_refs(tmp_path / "s0", 0, wers0)
@@ -48,8 +39,8 @@ def test_seed_agreement_and_report_correlations(tmp_path, capsys):
     assert "seed 0 vs seed 1" in capsys.readouterr().out
 
 
-def test_bad_input_names_the_fix(tmp_path):
-    bench = _bench()
+def test_bad_input_names_the_fix(tmp_path, load_bench):
+    bench = load_bench("reference_noise")
     _write_refs(tmp_path / "s0", 0, {"a1": 0.1, "b2": 0.2, "c3": 0.3})
     with pytest.raises(SystemExit, match="need two or more"):
         bench.main(["--references", str(tmp_path / "s0"), "--out", str(tmp_path / "o.json")])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,14 +12,8 @@ from supernet.training.config import FitConfig
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _bench():
-    spec = importlib.util.spec_from_file_location("bench_supernet_quality", REPO / "bench/supernet_quality.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
-
-def _ref_dir(tmp_path: Path, config: str, *overrides: str) -> str:
+def _ref_dir(bench, tmp_path: Path, config: str, *overrides: str) -> str:
     base = load_yaml(REPO / config)
     for o in overrides:
         base = apply_override(base, o)
@@ -28,28 +21,28 @@ def _ref_dir(tmp_path: Path, config: str, *overrides: str) -> str:
     base["trainer"].update(max_minutes=20.0, num_threads=2, progress=False)
     cfg = from_dict(FitConfig, {**base, "out_dir": str(tmp_path / "sup")}, where=config)
     arch = SearchSpace.from_yaml(cfg.space).largest()
-    return Path(_bench().standalone_config(cfg, arch, "largest", 20.0, tmp_path / "refs").out_dir).name
+    return Path(bench.standalone_config(cfg, arch, "largest", 20.0, tmp_path / "refs").out_dir).name
 
 
-def test_reference_key_ignores_strategy_cache_dir_and_unset_new_options(tmp_path):
-    ref = _ref_dir(tmp_path, "configs/fit/progressive_fsdd.yaml")
+def test_reference_key_ignores_strategy_cache_dir_and_unset_new_options(tmp_path, load_bench):
+    bench, space = load_bench("supernet_quality"), {"name": "one-arch"}
+    ref = _ref_dir(bench, tmp_path, "configs/fit/progressive_fsdd.yaml")
     # the supernet's strategy and the corpus cache's location do not change what the reference trains
-    assert _ref_dir(tmp_path, "configs/fit/warmstart_fsdd.yaml") == ref
-    assert _ref_dir(tmp_path, "configs/fit/progressive_fsdd.yaml", "data.cache_dir=/elsewhere") == ref
+    assert _ref_dir(bench, tmp_path, "configs/fit/warmstart_fsdd.yaml") == ref
+    assert _ref_dir(bench, tmp_path, "configs/fit/progressive_fsdd.yaml", "data.cache_dir=/elsewhere") == ref
     # an option added later (NEW_OPTION) stays out of the key while at its default, so references
     # stored before it existed keep their folder; set, it enters
-    bench, space = _bench(), {"name": "one-arch"}
     base = from_dict(FitConfig, {**load_yaml(REPO / "configs/fit/progressive_fsdd.yaml"), "out_dir": str(tmp_path)}, where="t")
     assert "time_limit_minutes" not in bench.standalone_key(base, space)
     limited = replace(base, trainer=replace(base.trainer, time_limit_minutes=30.0))
     assert "time_limit_minutes" in bench.standalone_key(limited, space)
     # what the reference trains does
-    assert _ref_dir(tmp_path, "configs/fit/progressive_fsdd.yaml", "net.frame_norm=false") != ref
-    assert _ref_dir(tmp_path, "configs/fit/progressive_fsdd.yaml", "optim.lr=0.002") != ref
-    assert _ref_dir(tmp_path, "configs/fit/progressive_fsdd.yaml", "trainer.time_limit_minutes=30") != ref
+    assert _ref_dir(bench, tmp_path, "configs/fit/progressive_fsdd.yaml", "net.frame_norm=false") != ref
+    assert _ref_dir(bench, tmp_path, "configs/fit/progressive_fsdd.yaml", "optim.lr=0.002") != ref
+    assert _ref_dir(bench, tmp_path, "configs/fit/progressive_fsdd.yaml", "trainer.time_limit_minutes=30") != ref
 
 
-def test_supernet_set_reaches_the_supernet_only(tmp_path, monkeypatch):
+def test_supernet_set_reaches_the_supernet_only(tmp_path, monkeypatch, load_bench):
     """``--supernet-set seed=7``: a second supernet seed against the same references (their config,
     hence their folder, keeps the config's seed)."""
     import json
@@ -76,7 +69,7 @@ def test_supernet_set_reaches_the_supernet_only(tmp_path, monkeypatch):
         result = tmp_path / f"{tag}.json"
         args = ["--config", "configs/fit/progressive_fsdd.yaml", *extra, "--run-dir", str(tmp_path / tag),
                 "--out", str(result), "--threads", str(torch.get_num_threads())]
-        assert _bench().main(args) == 0
+        assert load_bench("supernet_quality").main(args) == 0
         return json.loads(result.read_text())
 
     bench("plain")
