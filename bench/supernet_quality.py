@@ -53,7 +53,8 @@ def dev_curve(run_dir: Path) -> list[dict[str, float]]:
 
 def standalone_key(scfg: Any, space: dict) -> str:
     """What names a standalone run's folder: its one-arch space and its FitConfig, less where
-    things are (space file, out_dir, corpus cache), its name and the supernet-only sections.
+    things are (space file, out_dir, corpus cache, the FSDD recordings' folder), its name and the
+    supernet-only sections.
     ``hash_view``, not ``to_dict``: an option added later (NEW_OPTION) at its default must not
     re-key (and re-train, 20 minutes each) the references already on disk."""
     import json
@@ -62,6 +63,8 @@ def standalone_key(scfg: Any, space: dict) -> str:
 
     view = hash_view(scfg)
     view["data"].pop("cache_dir", None)
+    if isinstance(view["data"].get("fsdd"), dict):  # where the recordings lie (session 15; as rank-check's key)
+        view["data"]["fsdd"].pop("fsdd_dir", None)
     cfg = {k: v for k, v in view.items() if k not in ("space", "out_dir", "progressive", "sandwich", "name")}
     return json.dumps({"space": space, "cfg": cfg}, sort_keys=True, default=str)
 

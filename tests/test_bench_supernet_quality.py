@@ -30,6 +30,7 @@ def test_reference_key_ignores_strategy_cache_dir_and_unset_new_options(tmp_path
     # the supernet's strategy and the corpus cache's location do not change what the reference trains
     assert _ref_dir(bench, tmp_path, "configs/fit/warmstart_fsdd.yaml") == ref
     assert _ref_dir(bench, tmp_path, "configs/fit/progressive_fsdd.yaml", "data.cache_dir=/elsewhere") == ref
+    assert _ref_dir(bench, tmp_path, "configs/fit/progressive_fsdd.yaml", "data.fsdd.fsdd_dir=/elsewhere/fsdd") == ref
     # an option added later (NEW_OPTION) stays out of the key while at its default, so references
     # stored before it existed keep their folder; set, it enters
     base = from_dict(FitConfig, {**load_yaml(REPO / "configs/fit/progressive_fsdd.yaml"), "out_dir": str(tmp_path)}, where="t")
