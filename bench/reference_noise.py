@@ -71,10 +71,12 @@ def analyse(by_seed: dict[int, dict[str, dict[str, Any]]], reports: list[dict[st
     score = lambda s, a, m: by_seed[s][a]["best"][m]  # noqa: E731
     out: dict[str, Any] = {"seeds": seeds, "archs": [], "agreement": [], "reports": []}
     for a in ids:
-        out["archs"].append({"arch_id": a, "params": by_seed[seeds[0]][a]["best"].get("costs", {}).get("params"),
-                             **{f"seed{s}": {m: score(s, a, m) for m in ("wer", "loss")} | {
-                                 "converged": by_seed[s][a].get("converged"), "final_step": by_seed[s][a].get("final_step")}
-                                for s in seeds}})
+        row = {"arch_id": a, "params": by_seed[seeds[0]][a]["best"].get("costs", {}).get("params")}
+        for s in seeds:
+            ref = by_seed[s][a]
+            row[f"seed{s}"] = {"wer": score(s, a, "wer"), "loss": score(s, a, "loss"),
+                               "converged": ref.get("converged"), "final_step": ref.get("final_step")}
+        out["archs"].append(row)
     for i, s in enumerate(seeds):
         for t in seeds[i + 1:]:
             out["agreement"].append({"seeds": [s, t], **{m: corr([score(s, a, m) for a in ids], [score(t, a, m) for a in ids])

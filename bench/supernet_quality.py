@@ -189,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.same_steps:
         alone = {tag: run_standalone(ref_cfg, arch, tag, None, root, steps=steps) for tag, arch in archs.items()}
     report: dict[str, Any] = {
-        "config": args.config, "overrides": args.overrides, "supernet_overrides": args.supernet_overrides, "strategy": cfg.strategy, "budget_minutes": args.minutes,
+        "config": args.config, "overrides": args.overrides, "supernet_overrides": args.supernet_overrides,
+        "strategy": cfg.strategy, "budget_minutes": args.minutes,
         "warm_start": alone["largest"]["dir"] if args.warm_start else None,
         "warm_start_minutes": alone["largest"]["minutes"] if args.warm_start else 0.0,
         "supernet": {"steps": steps, "minutes": round(minutes, 2), "dev": sup.summary["dev"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -391,7 +392,7 @@ def test_reference_keys_ignore_options_added_later_while_at_their_defaults():
     assert to_dict(NetConfig())["frame_norm"] is True  # the default the old references were trained with
 
 
-def test_reference_key_ignores_where_the_recordings_are_and_still_finds_old_keys(tmp_path):
+def test_reference_key_ignores_where_the_recordings_are_and_still_finds_old_keys(tmp_path, monkeypatch):
     """The FSDD folder's path left the key (the dev audio is hashed into it): a reference trained
     where the recordings lie elsewhere (another machine) is reused, and one stored under a key
     that held the path is still found."""
@@ -413,7 +414,15 @@ def test_reference_key_ignores_where_the_recordings_are_and_still_finds_old_keys
     arch, cfg = SearchSpace.from_yaml(REPO_CONFIGS / "space/tiny.yaml").smallest(), RankCheckConfig(supernet="unused.ckpt")
     saved = {"key": reference_key(arch, NetConfig(), 6, cfg, old), "arch_id": arch.id, "best": {"wer": 0.1}}
     (tmp_path / f"{arch.id}.json").write_text(json.dumps(saved))
-    # found through the old key (nothing to train: no training set or evaluator is needed)
-    assert _reference(arch, NetConfig(), 6, None, None, cfg, tmp_path, reference_data_key(here, "fp"), old) == saved
-    with pytest.raises(AttributeError):  # without the old key it is not found, and training starts
-        _reference(arch, NetConfig(), 6, None, None, cfg, tmp_path, reference_data_key(here, "fp"))
+    class Trained(Exception):
+        pass
+
+    def train_subnet(*args, **kwargs):
+        raise Trained
+
+    monkeypatch.setattr("supernet.evaluation.training.train_subnet", train_subnet)
+    evaluator = SimpleNamespace(device="cpu")
+    # found through the old key: reused, nothing trained
+    assert _reference(arch, NetConfig(), 6, None, evaluator, cfg, tmp_path, reference_data_key(here, "fp"), old) == saved
+    with pytest.raises(Trained):  # without the old key it is not found, and training starts
+        _reference(arch, NetConfig(), 6, None, evaluator, cfg, tmp_path, reference_data_key(here, "fp"))

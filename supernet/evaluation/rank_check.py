@@ -534,22 +534,18 @@ def rank_check(cfg: RankCheckConfig, net: Any, space: Any, tokenizer: Any, datam
             rows[-1]["finetuned"] = ft = _finetuned(arch, net, datamodule.train_set, evaluator, cfg)
             print(f"[{i}/{len(archs)}] {arch.id}: WER {ft['wer']:.3f} after {ft['steps']} fine-tuning steps",
                   file=sys.stderr, flush=True)
-    corr = {}
-    for source, metric in _scored(cfg):
-        stats_ = rank_correlations([r[source][metric] for r in rows], [r["reference"][metric] for r in rows],
-                                   samples=cfg.bootstrap_samples, confidence=cfg.confidence, seed=cfg.seed)
-        corr[_corr_key(source, metric)] = _json_safe({k: v.to_dict() for k, v in stats_.items()})
-    agreement = []  # the references against themselves: seed a's ranking against seed b's
-    seeds = cfg.seeds
-    for a in range(len(seeds)):
-        for b in range(a + 1, len(seeds)):
-            pair = {"seeds": [seeds[a], seeds[b]]}
-            for metric in ("wer", "loss"):
-                stats_ = rank_correlations([r["references"][a][metric] for r in rows],
-                                           [r["references"][b][metric] for r in rows],
-                                           samples=cfg.bootstrap_samples, confidence=cfg.confidence, seed=cfg.seed)
-                pair[metric] = _json_safe({k: v.to_dict() for k, v in stats_.items()})
-            agreement.append(pair)
+
+    def correlate(x: list[float], y: list[float]) -> dict[str, Any]:  # tau and rho with intervals, as JSON
+        stats_ = rank_correlations(x, y, samples=cfg.bootstrap_samples, confidence=cfg.confidence, seed=cfg.seed)
+        return _json_safe({k: v.to_dict() for k, v in stats_.items()})
+
+    corr = {_corr_key(source, metric): correlate([r[source][metric] for r in rows], [r["reference"][metric] for r in rows])
+            for source, metric in _scored(cfg)}
+    seeds = cfg.seeds  # the references against themselves: seed a's ranking against seed b's
+    agreement = [{"seeds": [seeds[a], seeds[b]],
+                  **{m: correlate([r["references"][a][m] for r in rows], [r["references"][b][m] for r in rows])
+                     for m in ("wer", "loss")}}
+                 for a in range(len(seeds)) for b in range(a + 1, len(seeds))]
     converged = sum(r["converged"] for r in rows)
     valid = len(rows) >= TARGET_K and converged == len(rows)
     tau = corr["wer"]["kendall_tau"]["value"]  # None when undefined
