@@ -56,6 +56,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -166,6 +167,28 @@ def _record(arch, model, res, minutes: float, how: str) -> dict:
     return {"arch": arch.to_dict(), "describe": arch.describe(), "how": how, "budget_minutes": minutes,
             "steps": res.final_step, "best_step": res.best_step, "seconds": res.seconds,
             "dev_wer": float(res.best["wer"]), "curve": res.curve, "params": sum(p.numel() for p in model.parameters())}
+
+
+def error_breakdown(hyps, refs, top: int = 5) -> dict:
+    """Word edits of ``hyps`` against ``refs`` (jiwer's alignment): substitutions, deletions and
+    insertions, and where the deleted reference words stood in their utterance (first, inner or last
+    word; a one-word reference counts as first). A model that loses the ends of utterances shows up
+    as ``last`` deletions. ``top_substitutions``: the ``top`` most frequent (reference word, recognised
+    word, count)."""
+    import jiwer
+
+    res = jiwer.process_words(list(refs), list(hyps))
+    where, swaps = dict.fromkeys(("first", "inner", "last"), 0), Counter()
+    for ref, hyp, alignment in zip(res.references, res.hypotheses, res.alignments):
+        for chunk in alignment:
+            if chunk.type == "delete":
+                for j in range(chunk.ref_start_idx, chunk.ref_end_idx):
+                    where["first" if j == 0 else "last" if j == len(ref) - 1 else "inner"] += 1
+            elif chunk.type == "substitute":
+                swaps.update(zip(ref[chunk.ref_start_idx:chunk.ref_end_idx], hyp[chunk.hyp_start_idx:chunk.hyp_end_idx]))
+    return {"words": sum(map(len, res.references)), "substitutions": res.substitutions, "deletions": res.deletions,
+            "insertions": res.insertions, "deleted_at": where,
+            "top_substitutions": [[r, h, n] for (r, h), n in swaps.most_common(top)]}
 
 
 def main(argv=None) -> int:
@@ -300,12 +323,16 @@ def main(argv=None) -> int:
     measure = Contention(1)
     ev = evaluate_streaming(rec, utts, chunk_ms=CHUNK_MS, threads=1, progress=not args.no_progress)
 
-    def whole_utterance_wer(model) -> float:  # eager, one utterance at a time, as the streaming side
-        rec = Recognizer.from_model(model.eval(), tok)
-        return wer([rec.transcribe([w])[0] for w, _ in utts], [t for _, t in utts])
+    refs = [t for _, t in utts]
 
-    full_context_wer = whole_utterance_wer(models["full_context"])
-    control_wer = whole_utterance_wer(models["control"]) if "control" in models else None
+    def whole_utterance(model) -> list[str]:  # eager, one utterance at a time, as the streaming side
+        rec = Recognizer.from_model(model.eval(), tok)
+        return [rec.transcribe([w])[0] for w, _ in utts]
+
+    hyps = {"streaming": ev.hyps, **{key: whole_utterance(models[key]) for key in ("full_context", "control") if key in models}}
+    errors = {key: error_breakdown(h, refs) for key, h in hyps.items()}
+    full_context_wer = wer(hyps["full_context"], refs)
+    control_wer = wer(hyps["control"], refs) if "control" in hyps else None
     measure_load = measure.report()
 
     def over(a: float, b: float) -> float:
@@ -333,6 +360,8 @@ def main(argv=None) -> int:
         # control is a full-context model trained on its own
         "control_full_context_wer": control_wer,
         "wer_ratio_streaming_vs_control": control_ratio,
+        # where each model's word errors are: substitutions / deletions / insertions, deletions by position
+        "errors": errors,
         "step_over_chunk": {"wall_median": ev.step_ms["median"] / CHUNK_MS, "wall_p90": ev.step_ms["p90"] / CHUNK_MS,
                             "cpu_median": ev.step_cpu_ms["median"] / CHUNK_MS, "cpu_p90": ev.step_cpu_ms["p90"] / CHUNK_MS},
         "targets": {"step_over_chunk <= 0.2 (cpu p90)": ev.step_cpu_ms["p90"] / CHUNK_MS <= TARGET_RTF,
@@ -355,6 +384,10 @@ def main(argv=None) -> int:
           f"ratio {ratio:.2f}" + (f"; control {control_wer:.3f}, ratio {control_ratio:.2f}" if control_wer is not None else "")
           + f"; per 160 ms piece: median {ev.step_ms['median']:.1f} ms wall / {ev.step_cpu_ms['median']:.1f} ms cpu, "
           f"p90 {ev.step_ms['p90']:.1f} / {ev.step_cpu_ms['p90']:.1f} ms")
+    for key, e in errors.items():
+        print(f"{key}: {e['substitutions']} substitutions, {e['deletions']} deletions (first / inner / last word: "
+              f"{e['deleted_at']['first']} / {e['deleted_at']['inner']} / {e['deleted_at']['last']}), "
+              f"{e['insertions']} insertions in {e['words']} words")
     print(f"wrote {path}")
     return 0
 

@@ -141,10 +141,14 @@ def bad_manifest(tmp_path, write_wav_file):
 
 @pytest.fixture
 def load_bench():
-    """``load_bench("supernet_quality")``: ``bench/supernet_quality.py`` imported as a module."""
+    """``load_bench("supernet_quality")``: ``bench/supernet_quality.py`` imported as a module, with
+    ``bench/`` on ``sys.path`` as when the script runs (the scripts import ``bench/common.py``)."""
     import importlib.util
+    import sys
 
     def load(name: str):
+        if str(REPO / "bench") not in sys.path:
+            sys.path.insert(0, str(REPO / "bench"))
         spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "bench" / f"{name}.py")
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)

@@ -1,0 +1,75 @@
+"""bench/streaming.py: ``--eval-set`` decides which utterances are streamed and scored."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def reuse_run(tmp_path, tiny_data_config, load_bench):
+    """(bench module, a ``--reuse`` folder with the benchmark's two archs untrained, a data config
+    file of the tiny FSDD corpus, its data module)."""
+    import yaml
+
+    from supernet.config import to_dict
+    from supernet.data.datamodule import SpeechDataModule
+    from supernet.extraction import write_subnet
+    from supernet.subnet import SubnetModel
+
+    data_yaml = tmp_path / "data.yaml"
+    data_yaml.write_text(yaml.safe_dump(to_dict(tiny_data_config)), encoding="utf-8")
+    dm = SpeechDataModule(tiny_data_config, progress=False)
+    dm.prepare_data()
+    dm.setup(None)
+    bench, run_dir = load_bench("streaming"), tmp_path / "run"
+    for key, arch in (("streaming", bench.mobile_arch()), ("full_context", bench.mobile_arch(0, None))):
+        model = SubnetModel(arch, dm.tokenizer.vocab_size, bench.net_config()).eval()
+        write_subnet(model, run_dir / f"{key}.pt", dm.tokenizer, data={})
+    return bench, run_dir, data_yaml, dm
+
+
+@pytest.mark.parametrize("eval_set", ["dev", "test"])
+def test_eval_set_picks_the_scored_utterances(reuse_run, monkeypatch, eval_set):
+    """Scored: the first --dev-utts utterances of the chosen set, named in the result."""
+    import supernet.streaming
+
+    bench, run_dir, data_yaml, dm = reuse_run
+
+    scored, results = [], []
+    real = supernet.streaming.evaluate_streaming
+
+    def spy(rec, utts, **kw):
+        utts = list(utts)
+        scored.extend(text for _, text in utts)
+        return real(rec, utts, **kw)
+
+    monkeypatch.setattr(supernet.streaming, "evaluate_streaming", spy)
+    monkeypatch.setattr(bench, "write_result", lambda name, payload, **kw: results.append(payload) or run_dir / "r.json")
+    assert bench.main(["--reuse", str(run_dir), "--data", str(data_yaml), "--eval-set", eval_set, "--dev-utts", "3",
+                       "--no-progress", "--name", "t"]) == 0
+
+    sets = dm.test_sets if eval_set == "test" else dm.dev_sets
+    name, ds = next(iter(sets.items()))
+    assert scored == [ds[i]["text"] for i in range(3)]
+    (payload,) = results
+    assert payload["dev_set"] == name and payload["dev_utterances"] == 3
+    assert payload["training"]["mode"] == "reused"
+    other = dm.dev_sets if eval_set == "test" else dm.test_sets
+    assert scored != [next(iter(other.values()))[i]["text"] for i in range(3)]  # the two sets differ here
+    errors = payload["errors"]
+    assert set(errors) == {"streaming", "full_context"}
+    e = errors["streaming"]
+    assert e["words"] == sum(len(t.split()) for t in scored)
+    assert (e["substitutions"] + e["deletions"] + e["insertions"]) / e["words"] == pytest.approx(payload["streaming"]["wer"])
+    assert sum(e["deleted_at"].values()) == e["deletions"]
+
+
+def test_error_breakdown_places_deletions(load_bench):
+    bench = load_bench("streaming")
+    refs = ["one two three", "four five six", "seven eight nine", "zero", "one two"]
+    hyps = ["one two", "five six", "seven nine", "", "one too two"]
+    e = bench.error_breakdown(hyps, refs)
+    assert e == {"words": 12, "substitutions": 0, "deletions": 4, "insertions": 1,
+                 "deleted_at": {"first": 2, "inner": 1, "last": 1}, "top_substitutions": []}
+    e = bench.error_breakdown(["one to", "six seven", "five seven"], ["one two", "six six", "five six"])
+    assert e["substitutions"] == 3 and e["top_substitutions"] == [["six", "seven", 2], ["two", "to", 1]]
