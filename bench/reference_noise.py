@@ -77,18 +77,19 @@ def analyse(by_seed: dict[int, dict[str, dict[str, Any]]], reports: list[dict[st
             row[f"seed{s}"] = {"wer": score(s, a, "wer"), "loss": score(s, a, "loss"),
                                "converged": ref.get("converged"), "final_step": ref.get("final_step")}
         out["archs"].append(row)
-    for i, s in enumerate(seeds):
-        for t in seeds[i + 1:]:
-            out["agreement"].append({"seeds": [s, t], **{m: corr([score(s, a, m) for a in ids], [score(t, a, m) for a in ids])
-                                                         for m in ("wer", "loss")}})
+
+    def agree(archs: list[str], **extra: Any) -> None:  # every pair of seeds, ranked over ``archs``
+        for i, s in enumerate(seeds):
+            for t in seeds[i + 1:]:
+                out["agreement"].append({"seeds": [s, t], **extra, **{
+                    m: corr([score(s, a, m) for a in archs], [score(t, a, m) for a in archs]) for m in ("wer", "loss")}})
+
+    agree(ids)
     # the same without the archs some seed did not converge for (stalled on a plateau, say)
     conv = [a for a in ids if all(by_seed[s][a].get("converged") for s in seeds)]
     out["converged_in_every_seed"] = conv
     if len(conv) >= 3:
-        for i, s in enumerate(seeds):
-            for t in seeds[i + 1:]:
-                out["agreement"].append({"seeds": [s, t], "converged_only": True, **{
-                    m: corr([score(s, a, m) for a in conv], [score(t, a, m) for a in conv]) for m in ("wer", "loss")}})
+        agree(conv, converged_only=True)
     wer_gap = [abs(score(seeds[0], a, "wer") - score(seeds[1], a, "wer")) for a in conv]
     out["noise"] = {"median_abs_wer_difference_between_seeds_converged": median(wer_gap) if wer_gap else None,
                     "wer_range_over_archs": {str(s): [min(score(s, a, "wer") for a in ids), max(score(s, a, "wer") for a in ids)]

@@ -60,11 +60,11 @@ def standalone_key(scfg: Any, space: dict) -> str:
     import json
 
     from supernet.config import hash_view
+    from supernet.evaluation.rank_check import without_locations
 
     view = hash_view(scfg)
     view["data"].pop("cache_dir", None)
-    if isinstance(view["data"].get("fsdd"), dict):  # where the recordings lie (session 15; as rank-check's key)
-        view["data"]["fsdd"].pop("fsdd_dir", None)
+    view["data"] = without_locations(view["data"])  # where the recordings lie (session 15; as rank-check's key)
     cfg = {k: v for k, v in view.items() if k not in ("space", "out_dir", "progressive", "sandwich", "name")}
     return json.dumps({"space": space, "cfg": cfg}, sort_keys=True, default=str)
 

@@ -414,6 +414,7 @@ def test_reference_key_ignores_where_the_recordings_are_and_still_finds_old_keys
     arch, cfg = SearchSpace.from_yaml(REPO_CONFIGS / "space/tiny.yaml").smallest(), RankCheckConfig(supernet="unused.ckpt")
     saved = {"key": reference_key(arch, NetConfig(), 6, cfg, old), "arch_id": arch.id, "best": {"wer": 0.1}}
     (tmp_path / f"{arch.id}.json").write_text(json.dumps(saved))
+
     class Trained(Exception):
         pass
 

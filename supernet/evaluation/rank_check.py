@@ -203,11 +203,17 @@ def reference_data_key(data_cfg: Any, dev_fingerprint: str, *, with_locations: b
     from supernet.config import hash_view
 
     data = {k: v for k, v in hash_view(data_cfg).items() if k not in _NOT_IN_KEY}
-    if not with_locations:
-        for section, names in _LOCATIONS.items():
-            if isinstance(data.get(section), dict):
-                data[section] = {k: v for k, v in data[section].items() if k not in names}
-    return {"data": data, "dev": dev_fingerprint}
+    return {"data": data if with_locations else without_locations(data), "dev": dev_fingerprint}
+
+
+def without_locations(data_view: dict[str, Any]) -> dict[str, Any]:
+    """A data config's ``hash_view`` less where the corpora's source files are (``fsdd.fsdd_dir``):
+    the keys of standalone references, here and in ``bench/supernet_quality.py``."""
+    data = dict(data_view)
+    for section, names in _LOCATIONS.items():
+        if isinstance(data.get(section), dict):
+            data[section] = {k: v for k, v in data[section].items() if k not in names}
+    return data
 
 
 def reference_key(arch: Any, net_cfg: Any, vocab_size: int, cfg: RankCheckConfig, data_key: dict[str, Any]) -> str:
@@ -339,7 +345,7 @@ def _plots(rows: list[dict], corr: dict, out: Path, title: str, agreement: list[
     for r in rows:
         curve = r["curve"]
         steps = [p["step"] for p in curve]
-        plotted = (r.get("references") or [r])[0]  # the first seed's curve
+        plotted = r["references"][0]  # the first seed's curve
         label = f"{r['arch_id'][:6]} ({r['params'] / 1e6:.2f}M){'' if plotted['converged'] else ' not converged'}"
         for ax, metric in zip(axes, ("loss", "wer")):
             (line,) = ax.plot(steps, [p[metric] for p in curve], marker=".", label=label)
@@ -401,7 +407,7 @@ def _markdown(report: dict[str, Any]) -> str:
         source, metric = key.split("_") if "_" in key else ("supernet", key)
         what = f"dev {metric}" + (f", after {ft['max_steps']} fine-tuning steps at most" if source == "finetuned" else "")
         lines.append(f"| {what} | {format_stat(c['kendall_tau'])} | {format_stat(c['spearman'])} |")
-    seeds = report.get("reference_seeds") or [b["seed"]]
+    seeds = report["reference_seeds"]
     if len(seeds) > 1:
         lines += ["", f"Each arch was trained standalone once per seed ({', '.join(map(str, seeds))}: initial weights, "
                       "data order, augmentation, dropout) and the supernet is ranked against the mean of their scores. "
@@ -427,14 +433,14 @@ def _markdown(report: dict[str, Any]) -> str:
     num = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731 - None: a non-finite value
 
     def per_seed(r: dict[str, Any], metric: str) -> str:  # the mean, then each seed's score
-        each = r.get("references") or []
+        each = r["references"]
         tail = f" ({' / '.join(num(x[metric]) for x in each)})" if len(each) > 1 else ""
         return num(r["reference"][metric]) + tail
 
     for r in report["archs"]:
         sup = r["supernet"]
-        steps = " ; ".join(f"{x['best_step']} / {x['final_step']}" for x in r.get("references") or [r])
-        stopped = " ; ".join(str(x["stopped"]) for x in r.get("references") or [r])
+        steps = " ; ".join(f"{x['best_step']} / {x['final_step']}" for x in r["references"])
+        stopped = " ; ".join(str(x["stopped"]) for x in r["references"])
         lines.append(f"| `{r['arch_id']}` | {r['params'] / 1e6:.3f}M | {num(sup['wer'])} | {per_seed(r, 'wer')} | "
                      f"{num(sup['loss'])} | {per_seed(r, 'loss')} | {steps} | {stopped} | {r['describe']} |")
     if len(seeds) > 1:
