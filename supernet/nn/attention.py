@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from supernet.nn.dropout import Dropout
 from supernet.nn.masks import band_mask, sinusoid
 
 __all__ = ["MultiHeadAttention", "RelPositionAttention", "LocalAttention", "LinearAttention", "ATTENTION_CLASSES",
@@ -69,7 +70,7 @@ class _SelfAttention(nn.Module):
         self.k = nn.Linear(d_model, d_model)
         self.v = nn.Linear(d_model, d_model)
         self.out = nn.Linear(d_model, d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def _split(self, x: Tensor) -> Tensor:
         """(B, T, D) -> (B, H, T, dk)."""

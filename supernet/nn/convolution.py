@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from supernet.nn.config import CAUSAL_CONV_MODES
+from supernet.nn.dropout import Dropout
 
 __all__ = ["ConvModule", "ConvSE", "pad_for_conv", "depthwise_conv"]
 
@@ -131,7 +132,7 @@ class ConvModule(nn.Module):
         self.depthwise = nn.Conv1d(d_model, d_model, kernel, groups=d_model)
         self.conv_norm = nn.LayerNorm(d_model)
         self.pointwise = nn.Linear(d_model, d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: Tensor, mask: Tensor, attn_mask: Optional[Tensor], lengths: Tensor) -> Tensor:
         h = self.norm(x)
@@ -182,7 +183,7 @@ class ConvSE(nn.Module):
         squeeze = max(1, d_model // se_reduction)
         self.se_down = nn.Linear(d_model, squeeze)
         self.se_up = nn.Linear(squeeze, d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: Tensor, mask: Tensor, attn_mask: Optional[Tensor], lengths: Tensor) -> Tensor:
         h = self.norm(x)

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from supernet.nn.attention import attend
 from supernet.nn.ctc import ctc_loss
+from supernet.nn.dropout import Dropout
 from supernet.nn.feedforward import FeedForward
 from supernet.nn.masks import lengths_to_mask, sinusoid
 
@@ -48,7 +49,7 @@ class DecoderAttention(nn.Module):
         self.k = nn.Linear(d_memory, d_model)
         self.v = nn.Linear(d_memory, d_model)
         self.out = nn.Linear(d_model, d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: Tensor, memory: Optional[Tensor], allowed: Tensor) -> Tensor:
         h = self.norm(x)

@@ -7,6 +7,8 @@ from typing import Optional
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from supernet.nn.dropout import Dropout
+
 __all__ = ["FeedForward"]
 
 
@@ -31,7 +33,7 @@ class FeedForward(nn.Module):
         self.norm = nn.LayerNorm(d_model)
         self.fc1 = nn.Linear(d_model, hidden)
         self.fc2 = nn.Linear(hidden, d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: Tensor, mask: Tensor, attn_mask: Optional[Tensor], lengths: Tensor) -> Tensor:
         return self.dropout(self.fc2(self.dropout(F.silu(self.fc1(self.norm(x))))))

@@ -7,6 +7,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
+from supernet.nn.dropout import Dropout
 from supernet.nn.masks import reverse_padded
 
 __all__ = ["LSTMUnit", "BLSTMUnit"]
@@ -29,7 +30,7 @@ class LSTMUnit(nn.Module):
         super().__init__()
         self.norm = nn.LayerNorm(d_model)
         self.lstm = nn.LSTM(d_model, d_model, batch_first=True)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: Tensor, mask: Tensor, attn_mask: Optional[Tensor], lengths: Tensor) -> Tensor:
         y, _ = self.lstm(self.norm(x))
@@ -58,7 +59,7 @@ class BLSTMUnit(nn.Module):
         self.norm = nn.LayerNorm(d_model)
         self.forward_lstm = nn.LSTM(d_model, d_model // 2, batch_first=True)
         self.backward_lstm = nn.LSTM(d_model, d_model // 2, batch_first=True)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: Tensor, mask: Tensor, attn_mask: Optional[Tensor], lengths: Tensor) -> Tensor:
         h = self.norm(x)

@@ -7,6 +7,8 @@ import torch.nn.functional as F
 import torchaudio
 from torch import Tensor, nn
 
+from supernet.nn.dropout import Dropout
+
 __all__ = ["TransducerHead"]
 
 
@@ -41,7 +43,7 @@ class TransducerHead(nn.Module):
         self.enc_proj = nn.Linear(d_model, width)
         self.pred_proj = nn.Linear(width, width)
         self.out = nn.Linear(width, vocab_size)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def joint(self, e: Tensor, g: Tensor) -> Tensor:
         """Projected encoder (B, T, W) and predictor (B, U, W) -> logits (B, T, U, V)."""
