@@ -169,6 +169,19 @@ def _record(arch, model, res, minutes: float, how: str) -> dict:
             "dev_wer": float(res.best["wer"]), "curve": res.curve, "params": sum(p.numel() for p in model.parameters())}
 
 
+def speaker_fold(data, speaker: str, source: Path):
+    """``data`` (an FSDD DataConfig) with ``speaker`` as the only test speaker and all its other
+    speakers (train and test) as training speakers."""
+    if data.corpus != "fsdd":
+        raise SystemExit(f"--test-speaker: {source} is a {data.corpus!r} corpus; speaker folds need corpus: fsdd")
+    everyone = [*data.fsdd.train_speakers, *data.fsdd.test_speakers]
+    if speaker not in everyone:
+        raise SystemExit(f"--test-speaker {speaker}: not a speaker of {source} (fsdd.train_speakers + test_speakers: "
+                         f"{', '.join(everyone)})")
+    fsdd = replace(data.fsdd, train_speakers=tuple(s for s in everyone if s != speaker), test_speakers=(speaker,))
+    return replace(data, fsdd=fsdd)
+
+
 def error_breakdown(hyps, refs, top: int = 5) -> dict:
     """Word edits of ``hyps`` against ``refs`` (jiwer's alignment): substitutions, deletions and
     insertions, and where the deleted reference words stood in their utterance (first, inner or last
@@ -221,6 +234,9 @@ def main(argv=None) -> int:
                     help="what is streamed and scored: the held-in dev set (default; also what training validates on) "
                          "or the unseen-speaker test set (training still validates on dev)")
     ap.add_argument("--data", type=Path, default=ROOT / "configs/data/fsdd.yaml")
+    ap.add_argument("--test-speaker", default=None, metavar="NAME",
+                    help="leave-one-speaker-out fold of an FSDD --data: NAME is the unseen test speaker and the "
+                         "data's other speakers (train + test) train and form the dev set")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--name", default="streaming")
     ap.add_argument("--reuse", type=Path, default=None, metavar="RUN_DIR",
@@ -252,6 +268,8 @@ def main(argv=None) -> int:
     pin_threads(args.train_threads)
     data = load_config(DataConfig, args.data)
     data = replace(data, cache_dir=str(ROOT / data.cache_dir))
+    if args.test_speaker:
+        data = speaker_fold(data, args.test_speaker, args.data)
     dm = SpeechDataModule(data, progress=not args.no_progress)
     dm.prepare_data()
     dm.setup("fit")
@@ -346,6 +364,7 @@ def main(argv=None) -> int:
         "arch": stream_arch.describe(), "chunk_ms": CHUNK_MS,
         "net": dataclasses.asdict(models["streaming"].net),
         "lookahead_ms": meta["streaming"]["lookahead_ms"], "dev_set": name, "dev_utterances": len(utts),
+        "speakers": {"train": list(data.fsdd.train_speakers), "test": list(data.fsdd.test_speakers)} if data.corpus == "fsdd" else None,
         "training": {"mode": "reused" if args.reuse else "from scratch" if args.from_scratch
                      else f"dynamic chunk (one model, streaming_prob {args.dynamic_chunk})" if args.dynamic_chunk is not None
                      else "streaming from the twin",

@@ -73,3 +73,19 @@ def test_error_breakdown_places_deletions(load_bench):
                  "deleted_at": {"first": 2, "inner": 1, "last": 1}, "top_substitutions": []}
     e = bench.error_breakdown(["one to", "six seven", "five seven"], ["one two", "six six", "five six"])
     assert e["substitutions"] == 3 and e["top_substitutions"] == [["six", "seven", 2], ["two", "to", 1]]
+
+
+def test_speaker_fold_moves_one_speaker_to_test(load_bench, tmp_path):
+    """--test-speaker: that speaker alone is unseen; everyone else (old test speakers too) trains."""
+    from supernet.data.datamodule import DataConfig
+
+    bench = load_bench("streaming")
+    data = DataConfig(corpus="fsdd")
+    fold = bench.speaker_fold(data, "george", tmp_path / "fsdd.yaml")
+    assert fold.fsdd.test_speakers == ("george",)
+    assert fold.fsdd.train_speakers == ("jackson", "nicolas", "theo", "yweweler")
+    assert fold.fsdd.num_test == data.fsdd.num_test and fold.fsdd.seed == data.fsdd.seed
+    with pytest.raises(SystemExit, match="--test-speaker lucas: not a speaker of .*fsdd.yaml .*george, jackson"):
+        bench.speaker_fold(data, "lucas", tmp_path / "fsdd.yaml")
+    with pytest.raises(SystemExit, match="speaker folds need corpus: fsdd"):
+        bench.speaker_fold(DataConfig(corpus="espeak"), "george", tmp_path / "espeak.yaml")
