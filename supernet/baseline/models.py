@@ -249,7 +249,7 @@ def build_model(cfg: ModelConfig, vocab_size: int) -> CTCModel:
     encoders = {"conformer": ConformerEncoder, "lstm": LSTMEncoder}
     encoder = encoders[cfg.kind](frontend.dim, cfg)
     model = CTCModel(frontend, encoder, vocab_size, dropout=cfg.dropout)
-    # The supernet's dropout (masks ~4x cheaper on the CPU), also inside torchaudio's layers, so that
+    # The supernet's dropout (about half the cost per call on the CPU), also inside torchaudio's layers, so that
     # the baseline and the searched models pay the same for it per step.
     replace_dropout(model)
     return model

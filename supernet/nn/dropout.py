@@ -1,9 +1,10 @@
-"""Dropout whose mask costs a quarter of torch's on the CPU.
+"""Dropout whose mask costs about a quarter of torch's on the CPU (a whole call about half).
 
 On the CPU, ``torch.nn.functional.dropout`` draws one Mersenne-Twister number per element
 (``bernoulli_``), single-threaded: about 10 ms for a (16, 200, 384) activation on this project's
-2-core machine, and 18 % of a baseline Conformer-CTC training step (profiled in
-``bench/dropout.py``, figures in BENCHMARKS.md). Here one number is drawn from torch's generator
+2-core machine, and 18 % of a baseline Conformer-CTC training step's CPU time in a torch-profiler
+profile (``bench/dropout.py`` measures the per-call and per-step savings; figures in
+BENCHMARKS.md). Here one number is drawn from torch's generator
 per call, and the mask is a counter-based hash of it (SplitMix64's finaliser over a counter,
 vectorised integer ops on all threads); each 64-bit hash gives four 16-bit lanes, so ``p`` is
 quantised to 1/65536. The masks are as random as dropout needs (rate, independence of
