@@ -48,7 +48,10 @@ How the streaming arch's convolutions use the twin's kernels is ``--causal-conv`
 past tap's offset and drops the future taps. From the same twin, ``mask`` was far worse (session 8:
 16.4 % against 3.0 % streaming dev WER after 4 minutes; BENCHMARKS.md). ``chunk`` keeps each tap's
 offset and lets a frame's future taps reach the end of its chunk (dynamic chunk convolution, Li et al.,
-ICASSP 2023; measured with ``--dynamic-chunk`` in session 14).
+ICASSP 2023; measured with ``--dynamic-chunk`` in session 14). ``--causal-full-context``
+(``NetConfig.causal_full_context``) makes the full-context arch's subsampler and convolutions causal
+too (WeNet's U2 ``causal: true``): with ``--dynamic-chunk`` the two modes then differ only in the
+attention mask and the look-ahead's shift.
 """
 
 from __future__ import annotations
@@ -85,12 +88,14 @@ OPTIM = {"schedule": "cosine", "warmup": 0.05, "weight_decay": 0.01, "grad_clip"
 SPECAUGMENT = {"freq_masks": 2, "freq_width": 8, "time_masks": 2, "time_width": 20}
 
 
-def net_config(frame_norm: bool = False, causal_conv: str = "shift"):
+def net_config(frame_norm: bool = False, causal_conv: str = "shift", causal_full_context: bool = False):
     """The archs' fixed hyper-parameters (as the shipped fit configs: 64 subsampler channels, no
-    per-frame LayerNorm unless ``frame_norm``, causal convolutions per ``causal_conv``)."""
+    per-frame LayerNorm unless ``frame_norm``, causal convolutions per ``causal_conv``, in the
+    full-context arch too when ``causal_full_context``)."""
     from supernet.nn.config import NetConfig
 
-    return NetConfig(dropout=0.05, subsampler_channels=64, frame_norm=frame_norm, causal_conv=causal_conv)
+    return NetConfig(dropout=0.05, subsampler_channels=64, frame_norm=frame_norm, causal_conv=causal_conv,
+                     causal_full_context=causal_full_context)
 
 
 def train(arch, dm, minutes: float, seed: int, progress: bool, batches, tokenizer, net, init=None, lr: float = SCRATCH_LR):
@@ -153,13 +158,14 @@ def train_dynamic_chunk(full_arch, stream_arch, data, net, minutes: float, prob:
 def read_full_context(path: Path, tok, full_arch, net):
     """(model, its bench record with ``from``) of a full-context model an earlier run saved, checked
     against this benchmark's arch, vocabulary and net (a full-context model does not depend on
-    ``causal_conv``; everything else must match)."""
+    ``causal_conv`` unless ``causal_full_context``; everything else must match)."""
     from supernet.extraction import read_subnet
 
     sub = read_subnet(path)
-    if sub.tokenizer != tok or sub.model.arch != full_arch or replace(sub.model.net, causal_conv=net.causal_conv) != net:
+    theirs = sub.model.net if net.causal_full_context else replace(sub.model.net, causal_conv=net.causal_conv)
+    if sub.tokenizer != tok or sub.model.arch != full_arch or theirs != net:
         raise SystemExit(f"{path}: another arch, vocabulary or net than this benchmark's (a full-context model does not "
-                         "depend on causal_conv; everything else must match)")
+                         "depend on causal_conv unless causal_full_context; everything else must match)")
     return sub.model, {**sub.extra.get("bench", {}), "from": str(path.parent)}
 
 
@@ -217,6 +223,9 @@ def main(argv=None) -> int:
     ap.add_argument("--causal-conv", choices=["shift", "mask", "chunk"], default="shift",
                     help="how the streaming arch's convolutions use the twin's kernels (NetConfig.causal_conv; "
                          "sessions 1-6 measured shift)")
+    ap.add_argument("--causal-full-context", action="store_true",
+                    help="the full-context arch's subsampler and convolutions are causal too (NetConfig.causal_full_context, "
+                         "WeNet U2's causal: true)")
     ap.add_argument("--lookahead", type=int, default=2,
                     help="encoder frames (40 ms each) of look-ahead of the streaming arch, 0-3: below its chunk of 4, "
                          "as the shipped spaces require (constraints.lookahead_below_chunk); default 2")
@@ -285,7 +294,7 @@ def main(argv=None) -> int:
     contention = Contention(args.train_threads)
 
     models, training = {}, {}
-    net = net_config(args.frame_norm, args.causal_conv)
+    net = net_config(args.frame_norm, args.causal_conv, args.causal_full_context)
     stream_arch, full_arch = mobile_arch(lookahead=args.lookahead), mobile_arch(0, None)
 
     def keep(key, arch, model, res, minutes, how):
@@ -396,7 +405,8 @@ def main(argv=None) -> int:
     }
     path = write_result(args.name, payload, config={"minutes": args.minutes, "stream_minutes": args.stream_minutes,
                                                     "from_scratch": args.from_scratch, "dev_utts": args.dev_utts,
-                                                    "causal_conv": args.causal_conv, "lookahead": args.lookahead, "twin": str(args.twin) if args.twin else None,
+                                                    "causal_conv": args.causal_conv,
+                                                    "causal_full_context": args.causal_full_context, "lookahead": args.lookahead, "twin": str(args.twin) if args.twin else None,
                                                     "dynamic_chunk": args.dynamic_chunk, "control": str(args.control) if args.control else None,
                                                     "seed": args.seed, "data": str(args.data)}, seed=args.seed)
     print(f"streaming WER {ev.wer:.3f} (whole-utterance {ev.full_wer:.3f}), full-context twin {full_context_wer:.3f}, "

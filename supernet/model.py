@@ -399,7 +399,7 @@ class SpeechSupernet(nn.Module):
 
         x = mixture.decisions["feature"].mix(front)  # every front-end has the same frames
         feat_lengths = num_frames(audio_lengths, self.net.hop_length).clamp(max=x.size(1))
-        sub = {"d_model": width, "causal": causal, "lookahead": base.lookahead or 0}
+        sub = {"d_model": width, "causal": self.net.causal(causal), "lookahead": base.lookahead or 0}
         x, lengths = self.subsamplers[str(base.subsampling)](sub, x, feat_lengths)
         mask, attn_mask = encoder_masks(lengths, x.size(1), base.chunk)
         for i, slot in enumerate(self.layers):

@@ -168,6 +168,20 @@ def test_relaxed_with_peaked_alphas_equals_discrete(space, supernet):
         assert supernet.derive_argmax(arch) == arch
 
 
+def test_relaxed_equals_discrete_with_causal_full_context(space):
+    """``NetConfig.causal_full_context``: the mixed path makes a full-context arch's subsampler and
+    convolutions causal exactly as the static layers do."""
+    torch.manual_seed(0)
+    net = SpeechSupernet.from_space(space, VOCAB, NetConfig(dropout=0.0, local_window=3, causal_full_context=True)).eval()
+    audio, lengths, _, _ = _batch()
+    for arch in (space.largest(), space.largest(block="cnn")):
+        _peak(net, arch)
+        with torch.no_grad():
+            a, _ = net(audio, lengths, arch)
+            b, _ = net(audio, lengths, arch, mode="relaxed")
+        assert (a - b).abs().max().item() <= 1e-5, arch.describe()
+
+
 def test_gumbel_is_reproducible_and_straight_through(space, supernet):
     audio, lengths, targets, target_lengths = _batch()
     base = space.largest(decoder="rnnt")

@@ -354,3 +354,51 @@ def test_masked_causal_conv_extracts_exactly(space):
             assert same == (arch.chunk == 0), arch.describe()
     assert "causal_conv" not in hash_view(NetConfig())
     assert config_hash(NetConfig()) != config_hash(NetConfig(causal_conv="mask"))
+
+
+def test_causal_full_context_extracts_exactly_and_streams_the_same(space):
+    """``NetConfig.causal_full_context``: full-context archs get the causal subsampler and
+    convolutions (a change after the first frames' audio reaches them only through attention, so
+    an lstm/cnn full-context arch ignores the future), extract exactly, and streaming archs are unchanged; the option stays out of the hash at its
+    default and refuses "chunk" convolutions (the relaxed path: tests/test_model.py)."""
+    from dataclasses import replace
+
+    from supernet.config import config_hash, hash_view
+
+    torch.manual_seed(0)
+    base_net = NetConfig(dropout=0.0, local_window=3)
+    centred = SpeechSupernet.from_space(space, VOCAB, base_net).eval()
+    net = SpeechSupernet.from_space(space, VOCAB, replace(base_net, causal_full_context=True)).eval()
+    net.load_state_dict(centred.state_dict())
+    audio, lengths, _, _ = _batch(2)
+    streaming = [a for a in _archs(space) if a.chunk and any(l.kernel for l in a.layers)][:3]
+    full = [a for a in _archs(space) if not a.chunk and any(l.kernel for l in a.layers)][:3]
+    assert streaming and full
+    with torch.no_grad():
+        for arch in streaming + full:
+            out = net(audio, lengths, arch)[0]
+            assert _close(out, extract(net, arch)(audio, lengths)[0]) <= ATOL, arch.describe()
+            same = _close(out, centred(audio, lengths, arch)[0]) <= ATOL
+            assert same == (arch.chunk > 0), arch.describe()
+        # a full-context arch of causal blocks only is causal end to end
+        for block in ("cnn", "lstm"):
+            arch = space.largest(block=block)
+            assert not arch.streaming
+            g = torch.Generator().manual_seed(5)
+            x = 0.1 * torch.randn(1, 32000, generator=g)
+            model = extract(net, arch)
+            t_end = 5
+            start = (t_end + 1) * arch.subsampling * net.net.hop_length + net.net.win_length // 2
+            later = x.clone()
+            later[:, start:] += 0.5 * torch.randn(1, 32000 - start, generator=g)
+            a, b = model(x, torch.tensor([32000]))[0], model(later, torch.tensor([32000]))[0]
+            assert (a[:, : t_end + 1] - b[:, : t_end + 1]).abs().max().item() <= 1e-6, block
+            assert (a[:, t_end + 1:] - b[:, t_end + 1:]).abs().max().item() > 1e-3, block
+            c = extract(centred, arch)(x, torch.tensor([32000]))[0]
+            assert (a - c).abs().max().item() > 1e-4, block  # the centred twin is not causal
+    assert "causal_full_context" not in hash_view(NetConfig())
+    assert config_hash(NetConfig()) != config_hash(NetConfig(causal_full_context=True))
+    with pytest.raises(ValueError, match="causal_full_context needs causal_conv 'shift' or 'mask'"):
+        NetConfig(causal_full_context=True, causal_conv="chunk")
+    with pytest.raises(ValueError, match="causal_full_context must be true or false"):
+        NetConfig(causal_full_context="yes")

@@ -51,7 +51,8 @@ def unit_spec(kind: str, width: int, causal: bool, net: NetConfig, *, attention:
     Args:
         kind: "ffn", "attention", "conv", "convse", "lstm" or "blstm".
         width: encoder width D.
-        causal: streaming arch (causal convolutions).
+        causal: streaming arch (causal convolutions; full-context archs' are causal too when
+            ``net.causal_full_context``).
         net: fixed hyper-parameters.
         attention, heads, ffn_ratio, kernel: the choices the unit kind uses.
         chunk: the streaming arch's chunk in encoder frames (only ``net.causal_conv: chunk``
@@ -69,7 +70,7 @@ def unit_spec(kind: str, width: int, causal: bool, net: NetConfig, *, attention:
             kw["window"] = net.local_window
         return ATTENTION_CLASSES[name], kw
     if kind in ("conv", "convse"):
-        kw = {"d_model": width, "kernel": _need(kernel, "kernel", kind), "causal": causal, "dropout": p}
+        kw = {"d_model": width, "kernel": _need(kernel, "kernel", kind), "causal": net.causal(causal), "dropout": p}
         if kind == "convse":
             kw["se_reduction"] = net.se_reduction
         kw["causal_mode"] = net.causal_conv

@@ -53,6 +53,12 @@ class NetConfig:
             mask does: the past taps keep their offsets and no frame sees past its chunk. Measured
             with dynamic-chunk training (session 14), it was worse than "shift" in both modes:
             12.9 % against 4.2 % streaming, 3.1 % against 2.1 % full-context dev WER.
+        causal_full_context: full-context archs use the streaming archs' causal subsampler and
+            convolutions too (``causal_conv`` "shift" or "mask"), as WeNet's U2 does with
+            ``causal: true``. The two modes of one set of weights (dynamic-chunk training) then
+            differ only in the attention mask and the look-ahead's time shift, not in what each
+            convolution tap means; a full-context arch loses its convolutions' right context.
+            False (default) keeps centred convolutions in full-context archs.
     """
 
     sample_rate: int = 16000
@@ -69,6 +75,7 @@ class NetConfig:
     max_symbols: int = 5
     frame_norm: bool = field(default=True, metadata=NEW_OPTION)
     causal_conv: Literal["shift", "mask", "chunk"] = field(default="shift", metadata=NEW_OPTION)
+    causal_full_context: bool = field(default=False, metadata=NEW_OPTION)
 
     def __post_init__(self) -> None:
         for name in ("sample_rate", "subsampler_channels", "learnable_filters", "local_window", "se_reduction",
@@ -78,6 +85,11 @@ class NetConfig:
                 raise ValueError(f"NetConfig.{name} must be an integer >= 1, got {v!r}")
         if self.causal_conv not in CAUSAL_CONV_MODES:
             raise ValueError(f"NetConfig.causal_conv must be 'shift', 'mask' or 'chunk', got {self.causal_conv!r}")
+        if not isinstance(self.causal_full_context, bool):
+            raise ValueError(f"NetConfig.causal_full_context must be true or false, got {self.causal_full_context!r}")
+        if self.causal_full_context and self.causal_conv == "chunk":
+            raise ValueError("NetConfig.causal_full_context needs causal_conv 'shift' or 'mask': 'chunk' convolutions "
+                             "need a streaming arch's chunk, which a full-context arch does not have")
         if not isinstance(self.frame_norm, bool):
             raise ValueError(f"NetConfig.frame_norm must be true or false, got {self.frame_norm!r}")
         if not 0.0 <= self.dropout < 1.0:
@@ -86,6 +98,11 @@ class NetConfig:
             raise ValueError(f"NetConfig.ctc_weight must be in [0, 1], got {self.ctc_weight!r}")
         if self.hop_ms <= 0 or self.win_ms < self.hop_ms:
             raise ValueError(f"NetConfig needs 0 < hop_ms <= win_ms, got hop_ms={self.hop_ms}, win_ms={self.win_ms}")
+
+    def causal(self, streaming: bool) -> bool:
+        """Whether an arch's subsampler and convolutions are causal: a streaming arch's always,
+        a full-context arch's when ``causal_full_context``."""
+        return streaming or self.causal_full_context
 
     @property
     def hop_length(self) -> int:
