@@ -51,7 +51,8 @@ offset and lets a frame's future taps reach the end of its chunk (dynamic chunk 
 ICASSP 2023; measured with ``--dynamic-chunk`` in session 14). ``--causal-full-context``
 (``NetConfig.causal_full_context``) makes the full-context arch's subsampler and convolutions causal
 too (WeNet's U2 ``causal: true``): with ``--dynamic-chunk`` the two modes then differ only in the
-attention mask and the look-ahead's shift.
+attention mask and the look-ahead's shift (session 18, five folds: both modes worse, ratio 1.20x
+against 1.18x).
 """
 
 from __future__ import annotations
