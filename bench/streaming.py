@@ -120,11 +120,28 @@ def train(arch, dm, minutes: float, seed: int, progress: bool, batches, tokenize
     return model, res
 
 
+def parse_train_chunks(text: str | None, stream_arch) -> list[int]:
+    """``--train-chunks`` ("4,8,16"): the chunks (encoder frames) dynamic-chunk training draws from;
+    None: the streaming arch's chunk only. Each above the look-ahead; the arch's chunk among them."""
+    if text is None:
+        return [stream_arch.chunk]
+    try:
+        chunks = sorted({int(c) for c in text.split(",")})
+    except ValueError:
+        raise SystemExit(f"--train-chunks {text!r}: give comma-separated integers, e.g. 4,8,16") from None
+    la = stream_arch.lookahead or 0
+    if stream_arch.chunk not in chunks or chunks[0] <= la:
+        raise SystemExit(f"--train-chunks {text!r}: every chunk must exceed the look-ahead ({la} frames) and the "
+                         f"streaming arch's chunk ({stream_arch.chunk}) must be one of them, e.g. {stream_arch.chunk},8,16")
+    return chunks
+
+
 def train_dynamic_chunk(full_arch, stream_arch, data, net, minutes: float, prob: float, lr: float, seed: int,
-                        run_dir: Path, progress: bool):
+                        run_dir: Path, progress: bool, chunks: list[int] | None = None):
     """One model trained with dynamic chunks (WeNet U2) by ``supernet fit``: progressive, one phase with
-    ``streaming_prob: prob``, over a space holding exactly ``full_arch`` and ``stream_arch``; the
-    recipe of :func:`train` (optimiser, SpecAugment, batch 16, no waveform augmentation).
+    ``streaming_prob: prob``, over a space holding exactly ``full_arch`` and ``stream_arch`` (and
+    ``stream_arch`` at every chunk of ``chunks``, drawn uniformly on the chunked steps, as U2 draws
+    its chunk size); the recipe of :func:`train` (optimiser, SpecAugment, batch 16, no waveform augmentation).
     (streaming model, full-context model, record, tokenizer): both models extracted from the same
     final weights."""
     import yaml
@@ -136,7 +153,7 @@ def train_dynamic_chunk(full_arch, stream_arch, data, net, minutes: float, prob:
     from supernet.training.run import fit
 
     space = one_arch_space(full_arch, "streaming_dynamic_chunk")
-    space["streaming"] = {"chunk": [0, stream_arch.chunk], "lookahead": [stream_arch.lookahead]}
+    space["streaming"] = {"chunk": [0, *(chunks or [stream_arch.chunk])], "lookahead": [stream_arch.lookahead]}
     run_dir.mkdir(parents=True, exist_ok=True)
     space_path = run_dir / "space.yaml"
     space_path.write_text(yaml.safe_dump(space, sort_keys=False), encoding="utf-8")
@@ -233,6 +250,9 @@ def main(argv=None) -> int:
     ap.add_argument("--dynamic-chunk", type=float, default=None, metavar="P",
                     help="train one model for --minutes with dynamic chunks (U2): a share P of the steps chunked; "
                          "streaming and full context are then the same weights")
+    ap.add_argument("--train-chunks", default=None, metavar="C1,C2,...",
+                    help="with --dynamic-chunk: the chunks (encoder frames) the chunked steps draw from uniformly, as U2 "
+                         "draws its chunk size (default: the streaming arch's chunk, 4, only)")
     ap.add_argument("--control", type=Path, default=None, metavar="RUN_DIR",
                     help="with --dynamic-chunk: also score RUN_DIR/full_context.pt (a --from-scratch run's full-context model)")
     ap.add_argument("--twin", type=Path, default=None, metavar="RUN_DIR",
@@ -259,6 +279,10 @@ def main(argv=None) -> int:
         ap.error(f"--dynamic-chunk {args.dynamic_chunk}: must be between 0 and 1 (exclusive): the share of chunked steps")
     if args.dynamic_chunk is not None and (args.from_scratch or args.twin or args.reuse):
         ap.error("--dynamic-chunk trains its own model from scratch: it cannot be combined with --from-scratch, --twin or --reuse")
+    if args.train_chunks is not None:
+        if args.dynamic_chunk is None:
+            ap.error("--train-chunks sets what --dynamic-chunk's chunked steps draw; give --dynamic-chunk P too")
+        parse_train_chunks(args.train_chunks, mobile_arch(lookahead=args.lookahead))
     if args.control is not None and args.dynamic_chunk is None:
         ap.error("--control is a second reference of --dynamic-chunk; without it the control is trained by the run")
     if args.control is not None and not (args.control / "full_context.pt").is_file():
@@ -312,7 +336,8 @@ def main(argv=None) -> int:
             models[key], training[key] = sub.model, sub.extra.get("bench", {})
     elif args.dynamic_chunk is not None:
         stream_model, full_model, rec, fit_tok = train_dynamic_chunk(full_arch, stream_arch, data, net, args.minutes, args.dynamic_chunk,
-                                                                     args.lr, args.seed, run_dir, progress)
+                                                                     args.lr, args.seed, run_dir, progress,
+                                                                     parse_train_chunks(args.train_chunks, stream_arch))
         if fit_tok != tok:
             raise SystemExit(f"{rec['fit_dir']}: the fit built another vocabulary than this benchmark's data module")
         for key, arch, model in (("streaming", stream_arch, stream_model), ("full_context", full_arch, full_model)):
@@ -407,7 +432,8 @@ def main(argv=None) -> int:
     path = write_result(args.name, payload, config={"minutes": args.minutes, "stream_minutes": args.stream_minutes,
                                                     "from_scratch": args.from_scratch, "dev_utts": args.dev_utts,
                                                     "causal_conv": args.causal_conv,
-                                                    "causal_full_context": args.causal_full_context, "lookahead": args.lookahead, "twin": str(args.twin) if args.twin else None,
+                                                    "causal_full_context": args.causal_full_context,
+                                                    "train_chunks": args.train_chunks, "lookahead": args.lookahead, "twin": str(args.twin) if args.twin else None,
                                                     "dynamic_chunk": args.dynamic_chunk, "control": str(args.control) if args.control else None,
                                                     "seed": args.seed, "data": str(args.data)}, seed=args.seed)
     print(f"streaming WER {ev.wer:.3f} (whole-utterance {ev.full_wer:.3f}), full-context twin {full_context_wer:.3f}, "

@@ -89,3 +89,16 @@ def test_speaker_fold_moves_one_speaker_to_test(load_bench, tmp_path):
         bench.speaker_fold(data, "lucas", tmp_path / "fsdd.yaml")
     with pytest.raises(SystemExit, match="speaker folds need corpus: fsdd"):
         bench.speaker_fold(DataConfig(corpus="espeak"), "george", tmp_path / "espeak.yaml")
+
+
+def test_train_chunks_are_parsed_and_checked(load_bench):
+    """``--train-chunks``: sorted unique chunks that hold the streaming arch's and exceed its look-ahead."""
+    bench = load_bench("streaming")
+    arch = bench.mobile_arch(lookahead=2)
+    assert bench.parse_train_chunks(None, arch) == [4]
+    assert bench.parse_train_chunks("16,4,8,4", arch) == [4, 8, 16]
+    for bad in ("8,16", "2,4", "4,x"):
+        with pytest.raises(SystemExit, match="--train-chunks"):
+            bench.parse_train_chunks(bad, arch)
+    with pytest.raises(SystemExit):  # argparse: --train-chunks without --dynamic-chunk
+        bench.main(["--train-chunks", "4,8"])
