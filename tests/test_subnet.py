@@ -332,54 +332,55 @@ def test_frame_norm_off_keeps_frame_energy_and_extracts_exactly(space, tmp_path)
         NetConfig(frame_norm="no")
 
 
-def test_masked_causal_conv_extracts_exactly(space):
-    """``NetConfig.causal_conv="mask"``: streaming archs (elastic kernels sliced, then their future
-    taps dropped) extract exactly; full-context archs are unchanged; the option stays out of the
-    hash at its default."""
-    from supernet.config import config_hash, hash_view
-
-    torch.manual_seed(0)
-    shift = SpeechSupernet.from_space(space, VOCAB, NetConfig(dropout=0.0, local_window=3)).eval()
-    net = SpeechSupernet.from_space(space, VOCAB, NetConfig(dropout=0.0, local_window=3, causal_conv="mask")).eval()
-    net.load_state_dict(shift.state_dict())
-    audio, lengths, _, _ = _batch(2)
-    streaming = [a for a in _archs(space) if a.chunk and any(l.kernel for l in a.layers)][:4]
-    full = [a for a in _archs(space) if not a.chunk and any(l.kernel for l in a.layers)][:2]
-    assert streaming and full
-    with torch.no_grad():
-        for arch in streaming + full:
-            out = net(audio, lengths, arch)[0]
-            assert _close(out, extract(net, arch)(audio, lengths)[0]) <= ATOL, arch.describe()
-            same = _close(out, shift(audio, lengths, arch)[0]) <= ATOL
-            assert same == (arch.chunk == 0), arch.describe()
-    assert "causal_conv" not in hash_view(NetConfig())
-    assert config_hash(NetConfig()) != config_hash(NetConfig(causal_conv="mask"))
-
-
-def test_causal_full_context_extracts_exactly_and_streams_the_same(space):
-    """``NetConfig.causal_full_context``: full-context archs get the causal subsampler and
-    convolutions (a change after the first frames' audio reaches them only through attention, so
-    an lstm/cnn full-context arch ignores the future), extract exactly, and streaming archs are unchanged; the option stays out of the hash at its
-    default and refuses "chunk" convolutions (the relaxed path: tests/test_model.py)."""
+def _against_default(space, option: dict, n_streaming: int, n_full: int):
+    """Supernets with the default NetConfig and with ``option``, the same weights: every compared
+    arch (with convolutions) extracts exactly under ``option``; returns (default net, option net,
+    {arch: whether its output differs from the default's}). ``option`` stays out of the hash at
+    its default and changes it otherwise."""
     from dataclasses import replace
 
     from supernet.config import config_hash, hash_view
 
     torch.manual_seed(0)
-    base_net = NetConfig(dropout=0.0, local_window=3)
-    centred = SpeechSupernet.from_space(space, VOCAB, base_net).eval()
-    net = SpeechSupernet.from_space(space, VOCAB, replace(base_net, causal_full_context=True)).eval()
-    net.load_state_dict(centred.state_dict())
+    base = NetConfig(dropout=0.0, local_window=3)
+    default = SpeechSupernet.from_space(space, VOCAB, base).eval()
+    net = SpeechSupernet.from_space(space, VOCAB, replace(base, **option)).eval()
+    net.load_state_dict(default.state_dict())
     audio, lengths, _, _ = _batch(2)
-    streaming = [a for a in _archs(space) if a.chunk and any(l.kernel for l in a.layers)][:3]
-    full = [a for a in _archs(space) if not a.chunk and any(l.kernel for l in a.layers)][:3]
+    streaming = [a for a in _archs(space) if a.chunk and any(l.kernel for l in a.layers)][:n_streaming]
+    full = [a for a in _archs(space) if not a.chunk and any(l.kernel for l in a.layers)][:n_full]
     assert streaming and full
+    changed = {}
     with torch.no_grad():
         for arch in streaming + full:
             out = net(audio, lengths, arch)[0]
             assert _close(out, extract(net, arch)(audio, lengths)[0]) <= ATOL, arch.describe()
-            same = _close(out, centred(audio, lengths, arch)[0]) <= ATOL
-            assert same == (arch.chunk > 0), arch.describe()
+            changed[arch] = _close(out, default(audio, lengths, arch)[0]) > ATOL
+    for name in option:
+        assert name not in hash_view(NetConfig())
+    assert config_hash(NetConfig()) != config_hash(NetConfig(**option))
+    return default, net, changed
+
+
+def test_masked_causal_conv_extracts_exactly(space):
+    """``NetConfig.causal_conv="mask"``: streaming archs (elastic kernels sliced, then their future
+    taps dropped) extract exactly; full-context archs are unchanged; the option stays out of the
+    hash at its default."""
+    _, _, changed = _against_default(space, {"causal_conv": "mask"}, 4, 2)
+    for arch, differs in changed.items():
+        assert differs == (arch.chunk > 0), arch.describe()
+
+
+def test_causal_full_context_extracts_exactly_and_streams_the_same(space):
+    """``NetConfig.causal_full_context``: full-context archs get the causal subsampler and
+    convolutions (a change after the first frames' audio reaches them only through attention, so
+    an lstm/cnn full-context arch ignores the future), extract exactly, and streaming archs are
+    unchanged; the option stays out of the hash at its default and refuses "chunk" convolutions
+    (the relaxed path: tests/test_model.py)."""
+    centred, net, changed = _against_default(space, {"causal_full_context": True}, 3, 3)
+    for arch, differs in changed.items():
+        assert differs == (arch.chunk == 0), arch.describe()
+    with torch.no_grad():
         # a full-context arch of causal blocks only is causal end to end
         for block in ("cnn", "lstm"):
             arch = space.largest(block=block)
@@ -396,8 +397,6 @@ def test_causal_full_context_extracts_exactly_and_streams_the_same(space):
             assert (a[:, t_end + 1:] - b[:, t_end + 1:]).abs().max().item() > 1e-3, block
             c = extract(centred, arch)(x, torch.tensor([32000]))[0]
             assert (a - c).abs().max().item() > 1e-4, block  # the centred twin is not causal
-    assert "causal_full_context" not in hash_view(NetConfig())
-    assert config_hash(NetConfig()) != config_hash(NetConfig(causal_full_context=True))
     with pytest.raises(ValueError, match="causal_full_context needs causal_conv 'shift' or 'mask'"):
         NetConfig(causal_full_context=True, causal_conv="chunk")
     with pytest.raises(ValueError, match="causal_full_context must be true or false"):
