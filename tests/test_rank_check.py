@@ -384,11 +384,13 @@ def test_reference_keys_ignore_options_added_later_while_at_their_defaults():
     assert reference_data_key(DataConfig(tokenizer="word"), "dev-fingerprint")["data"]["tokenizer"] == "word"
     space = SearchSpace.from_yaml(REPO_CONFIGS / "space/tiny.yaml")
     arch, cfg = space.smallest(), RankCheckConfig(supernet="unused.ckpt")
-    old_net = {k: v for k, v in dataclasses.asdict(NetConfig()).items() if k not in ("frame_norm", "causal_conv")}
+    old_net = {k: v for k, v in dataclasses.asdict(NetConfig()).items()
+               if k not in ("frame_norm", "causal_conv", "causal_full_context")}
     old_key = config_hash({"reference": cfg.reference, "seed": cfg.seed, "net": old_net, "vocab": 6,
                            "arch": arch.to_dict(), **data})  # how a reference was keyed before the options
     assert reference_key(arch, NetConfig(), 6, cfg, data) == old_key
     assert reference_key(arch, NetConfig(frame_norm=False), 6, cfg, data) != old_key
+    assert reference_key(arch, NetConfig(causal_full_context=True), 6, cfg, data) != old_key
     assert to_dict(NetConfig())["frame_norm"] is True  # the default the old references were trained with
 
 

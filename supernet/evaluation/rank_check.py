@@ -219,7 +219,7 @@ def without_locations(data_view: dict[str, Any]) -> dict[str, Any]:
 def reference_key(arch: Any, net_cfg: Any, vocab_size: int, cfg: RankCheckConfig, data_key: dict[str, Any]) -> str:
     """The key a stored reference must carry to be reused: recipe, seed, net, vocabulary, arch and
     data. ``net_cfg`` goes in as the dataclass, so its later options (``frame_norm``,
-    ``causal_conv``) at their defaults stay out and references trained before them are found."""
+    ``causal_conv``, ``causal_full_context``) at their defaults stay out and references trained before them are found."""
     from supernet.config import config_hash
 
     return config_hash({"reference": cfg.reference, "seed": cfg.seed, "net": net_cfg,
