@@ -264,6 +264,9 @@ def main(argv=None) -> int:
                     help="what is streamed and scored: the held-in dev set (default; also what training validates on) "
                          "or the unseen-speaker test set (training still validates on dev)")
     ap.add_argument("--data", type=Path, default=ROOT / "configs/data/fsdd.yaml")
+    ap.add_argument("--tokenizer", choices=["char", "word"], default=None,
+                    help="output units (DataConfig.tokenizer): characters or one id per word, as the shipped baseline "
+                         "(default: what --data says; configs/data/fsdd.yaml says char)")
     ap.add_argument("--test-speaker", default=None, metavar="NAME",
                     help="leave-one-speaker-out fold of an FSDD --data: NAME is the unseen test speaker and the "
                          "data's other speakers (train + test) train and form the dev set")
@@ -301,7 +304,7 @@ def main(argv=None) -> int:
 
     pin_threads(args.train_threads)
     data = load_config(DataConfig, args.data)
-    data = replace(data, cache_dir=str(ROOT / data.cache_dir))
+    data = replace(data, cache_dir=str(ROOT / data.cache_dir), tokenizer=args.tokenizer or data.tokenizer)
     if args.test_speaker:
         data = speaker_fold(data, args.test_speaker, args.data)
     dm = SpeechDataModule(data, progress=not args.no_progress)
@@ -332,7 +335,8 @@ def main(argv=None) -> int:
         for key, arch in (("streaming", stream_arch), ("full_context", full_arch)):
             sub = read_subnet(run_dir / f"{key}.pt")
             if sub.tokenizer != tok or sub.model.arch != arch:
-                raise SystemExit(f"{run_dir / f'{key}.pt'}: another arch or vocabulary than this benchmark's")
+                raise SystemExit(f"{run_dir / f'{key}.pt'}: another arch or vocabulary than this benchmark's "
+                                 f"({sub.tokenizer.kind} units there, {tok.kind} here; --tokenizer picks them)")
             models[key], training[key] = sub.model, sub.extra.get("bench", {})
     elif args.dynamic_chunk is not None:
         stream_model, full_model, rec, fit_tok = train_dynamic_chunk(full_arch, stream_arch, data, net, args.minutes, args.dynamic_chunk,
@@ -398,7 +402,7 @@ def main(argv=None) -> int:
     payload = {
         "arch": stream_arch.describe(), "chunk_ms": CHUNK_MS,
         "net": dataclasses.asdict(models["streaming"].net),
-        "lookahead_ms": meta["streaming"]["lookahead_ms"], "dev_set": name, "dev_utterances": len(utts),
+        "lookahead_ms": meta["streaming"]["lookahead_ms"], "tokenizer": tok.kind, "dev_set": name, "dev_utterances": len(utts),
         "speakers": {"train": list(data.fsdd.train_speakers), "test": list(data.fsdd.test_speakers)} if data.corpus == "fsdd" else None,
         "training": {"mode": "reused" if args.reuse else "from scratch" if args.from_scratch
                      else f"dynamic chunk (one model, streaming_prob {args.dynamic_chunk})" if args.dynamic_chunk is not None
@@ -435,7 +439,7 @@ def main(argv=None) -> int:
                                                     "causal_full_context": args.causal_full_context,
                                                     "train_chunks": args.train_chunks, "lookahead": args.lookahead, "twin": str(args.twin) if args.twin else None,
                                                     "dynamic_chunk": args.dynamic_chunk, "control": str(args.control) if args.control else None,
-                                                    "seed": args.seed, "data": str(args.data)}, seed=args.seed)
+                                                    "seed": args.seed, "data": str(args.data), "tokenizer": data.tokenizer}, seed=args.seed)
     print(f"streaming WER {ev.wer:.3f} (whole-utterance {ev.full_wer:.3f}), full-context twin {full_context_wer:.3f}, "
           f"ratio {ratio:.2f}" + (f"; control {control_wer:.3f}, ratio {control_ratio:.2f}" if control_wer is not None else "")
           + f"; per 160 ms piece: median {ev.step_ms['median']:.1f} ms wall / {ev.step_cpu_ms['median']:.1f} ms cpu, "

@@ -102,3 +102,19 @@ def test_train_chunks_are_parsed_and_checked(load_bench):
             bench.parse_train_chunks(bad, arch)
     with pytest.raises(SystemExit):  # argparse: --train-chunks without --dynamic-chunk
         bench.main(["--train-chunks", "4,8"])
+
+
+def test_tokenizer_option_sets_the_output_units(reuse_run, monkeypatch):
+    """``--tokenizer word`` replaces the data file's units: a model trained with characters is
+    refused by the reuse check (its tokenizer differs), and the result names the units."""
+    bench, run_dir, data_yaml, dm = reuse_run
+    results = []
+    monkeypatch.setattr(bench, "write_result", lambda name, payload, **kw: results.append((payload, kw)) or run_dir / "r.json")
+    args = ["--reuse", str(run_dir), "--data", str(data_yaml), "--dev-utts", "2", "--no-progress", "--name", "t"]
+    assert bench.main(args) == 0
+    (payload, kw), = results
+    assert payload["tokenizer"] == dm.tokenizer.kind == "char" and kw["config"]["tokenizer"] == "char"
+    with pytest.raises(SystemExit, match="char units there, word here"):
+        bench.main([*args, "--tokenizer", "word"])
+    with pytest.raises(SystemExit):
+        bench.main([*args, "--tokenizer", "phone"])
