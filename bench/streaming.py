@@ -335,8 +335,9 @@ def main(argv=None) -> int:
         for key, arch in (("streaming", stream_arch), ("full_context", full_arch)):
             sub = read_subnet(run_dir / f"{key}.pt")
             if sub.tokenizer != tok or sub.model.arch != arch:
-                raise SystemExit(f"{run_dir / f'{key}.pt'}: another arch or vocabulary than this benchmark's "
-                                 f"({sub.tokenizer.kind} units there, {tok.kind} here; --tokenizer picks them)")
+                units = (f" ({sub.tokenizer.kind} units there, {tok.kind} here; --tokenizer picks them)"
+                         if sub.tokenizer.kind != tok.kind else "")
+                raise SystemExit(f"{run_dir / f'{key}.pt'}: another arch or vocabulary than this benchmark's{units}")
             models[key], training[key] = sub.model, sub.extra.get("bench", {})
     elif args.dynamic_chunk is not None:
         stream_model, full_model, rec, fit_tok = train_dynamic_chunk(full_arch, stream_arch, data, net, args.minutes, args.dynamic_chunk,
