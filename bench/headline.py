@@ -125,17 +125,16 @@ def measure_latencies(run_dir: Path, r: Any, rounds: int) -> dict[str, dict[str,
     target's threads and reference length, with the run's evaluate.profile settings."""
     from supernet.baseline.module import load_baseline
     from supernet.extraction import read_subnet
+    from supernet.pipeline.scoring import profile_settings
     from supernet.profile import profile_model, profile_subnet
-    from supernet.profiling.costs import profile_metrics, threads_for, timing_clock
+    from supernet.profiling.costs import profile_metrics
 
     p = r.run.evaluate.profile
     baseline = load_baseline(run_dir / "baseline" / "model.ckpt").model.eval()
     out: dict[str, dict[str, Any]] = {}
     for name, target in r.targets.items():
         pick = read_subnet(run_dir / "finetune" / name / "subnet.pt").model.eval()
-        threads = threads_for(target, p.clock)
-        kw = {"threads": threads, "lengths": (float(target.reference_seconds),), "warmup": p.warmup, "repeats": p.repeats,
-              "min_run_time": p.min_run_time, "clock": timing_clock(threads, p.clock)}
+        kw = profile_settings(target, p, (float(target.reference_seconds),))
 
         def one_pick() -> float:
             return profile_metrics(profile_subnet(pick, chunk_left=p.chunk_left, **kw), pick.arch, target.reference_seconds)["latency_ms"]
@@ -143,8 +142,8 @@ def measure_latencies(run_dir: Path, r: Any, rounds: int) -> dict[str, dict[str,
         def one_base() -> float:
             return profile_metrics(profile_model(baseline, **kw), None, target.reference_seconds)["latency_ms"]
 
-        print(f"[headline] latency {name}: pick and baseline in alternation, {rounds} rounds at {threads} thread(s)", flush=True)
-        out[name] = {**paired_latency(one_pick, one_base, rounds), "threads": threads, "clock": kw["clock"],
+        print(f"[headline] latency {name}: pick and baseline in alternation, {rounds} rounds at {kw['threads']} thread(s)", flush=True)
+        out[name] = {**paired_latency(one_pick, one_base, rounds), "threads": kw["threads"], "clock": kw["clock"],
                      "audio_seconds": float(target.reference_seconds)}
     return out
 

@@ -24,11 +24,20 @@ import torch
 from supernet.profiling.costs import capped_target, profile_metrics, threads_for, timing_clock
 from supernet.utils import atomic_write_json, provenance
 
-__all__ = ["score_test_sets", "evaluate_target", "evaluate_baseline"]
+__all__ = ["score_test_sets", "evaluate_target", "evaluate_baseline", "profile_settings"]
 
 
 def _lengths(target: Any, extra: list[float]) -> tuple[float, ...]:
     return tuple(sorted({float(target.reference_seconds), *map(float, extra)}))
+
+
+def profile_settings(target: Any, profile: Any, lengths: tuple[float, ...]) -> dict[str, Any]:
+    """Keyword arguments of :func:`supernet.profile.profile_model` (and ``profile_subnet``) for
+    ``target`` under a run's ``evaluate.profile`` section: the target's threads (capped at this
+    machine's cores), the clock they imply, and the section's warm-up and repeats."""
+    threads = threads_for(target, profile.clock)
+    return {"threads": threads, "lengths": lengths, "warmup": profile.warmup, "repeats": profile.repeats,
+            "min_run_time": profile.min_run_time, "clock": timing_clock(threads, profile.clock)}
 
 
 def score_test_sets(model: torch.nn.Module, test_sets: dict[str, Any], tokenizer: Any, batch_size: int = 16) -> dict[str, Any]:
@@ -94,9 +103,8 @@ def evaluate_target(r: Any, run_dir: Path, target_name: str) -> dict[str, Any]:
     dm.setup("test")
     test = score_test_sets(model, dm.test_sets, tokenizer, sec.batch_size)
     p = sec.profile
-    threads = threads_for(target, p.clock)
-    prof = profile_subnet(model, threads=threads, lengths=_lengths(target, sec.lengths), chunk_left=p.chunk_left,
-                          warmup=p.warmup, repeats=p.repeats, min_run_time=p.min_run_time, clock=timing_clock(threads, p.clock))
+    kw = profile_settings(target, p, _lengths(target, sec.lengths))
+    prof = profile_subnet(model, chunk_left=p.chunk_left, **kw)
     arch = model.arch
     streaming = None
     if arch.streaming:
@@ -110,8 +118,8 @@ def evaluate_target(r: Any, run_dir: Path, target_name: str) -> dict[str, Any]:
     worst = max((d for v in parity.get("max_abs_diff", {}).values() for g in v.values() for d in g.values()), default=None)
     costs = profile_metrics(prof, arch, target.reference_seconds)
     result = {
-        "target": target_name, "device": prof.device, "threads": threads, "target_threads": target.threads,
-        "clock": timing_clock(threads, p.clock),
+        "target": target_name, "device": prof.device, "threads": kw["threads"], "target_threads": target.threads,
+        "clock": kw["clock"],
         "arch": arch.to_dict(), "arch_id": arch.id, "describe": arch.describe(), "streaming_arch": arch.streaming,
         "test": {k: v for k, v in test.items() if k != "utterances"},
         "wer": test["wer"], "wer_per_set": {k: v["wer"] for k, v in test["sets"].items()},
@@ -164,12 +172,11 @@ def evaluate_baseline(r: Any, run_dir: Path) -> dict[str, Any]:
     p = sec.profile
     per_target: dict[str, Any] = {}
     for name, target in r.targets.items():
-        threads = threads_for(target, p.clock)
-        prof = profile_model(model, threads=threads, lengths=_lengths(target, sec.lengths), warmup=p.warmup,
-                             repeats=p.repeats, min_run_time=p.min_run_time, clock=timing_clock(threads, p.clock))
+        kw = profile_settings(target, p, _lengths(target, sec.lengths))
+        prof = profile_model(model, **kw)
         costs = profile_metrics(prof, None, target.reference_seconds)
         per_target[name] = {"threads": prof.threads, "target_threads": target.threads, "device": prof.device,
-                            "clock": timing_clock(threads, p.clock),
+                            "clock": kw["clock"],
                             **costs, "params": prof.params,
                             "latency": {k: {"p50_ms": s.median_ms, "p90_ms": s.p90_ms, "rtf": prof.rtf[k]}
                                         for k, s in prof.latency.items()},
