@@ -8,7 +8,8 @@ One command, on 2 CPU threads, FSDD connected digits (test speaker unseen in tra
 2. Per target, the selected and fine-tuned model against the baseline: test WER (whole unseen
    speaker test set, through the exported graph's eager twin, as ``RUN/eval`` scores it; for a
    streaming arch this is streaming WER, chunk masks included) and latency at the target's
-   threads on this machine (4 s of audio, features + encoder + greedy decoding). The mobile
+   threads on this machine (4 s of audio; the pick: features + encoder + a greedy-decoding
+   workload, the baseline: its forward, without decoding, ~2 % less work). The mobile
    target's criterion: WER <= 0.9 x the baseline's, at a latency no higher than the baseline's.
    The baseline trained standalone for the run's per-model budget (see the run config).
    The latency verdict comes from a paired measurement (``--latency-rounds``, default 5): the
