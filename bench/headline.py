@@ -35,10 +35,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from common import ROOT, RESULTS, Contention, pin_threads, write_result
 
@@ -103,49 +102,19 @@ def standalone_time_to_wer(run_dir: Path, target: str, threshold: float, r: Any,
     return row
 
 
-def paired_latency(measure_pick: Callable[[], float], measure_baseline: Callable[[], float], rounds: int) -> dict[str, Any]:
-    """Alternate two latency measurements ``rounds`` times (the pick first in odd rounds, the
-    baseline first in even ones), so that drift and neighbours weigh on both alike; the verdict
-    compares the medians of the per-round figures."""
-    if rounds < 1:
-        raise ValueError(f"rounds must be >= 1, got {rounds}")
-    pick: list[float] = []
-    base: list[float] = []
-    for i in range(rounds):
-        order = [(pick, measure_pick), (base, measure_baseline)]
-        for store, measure in order if i % 2 == 0 else order[::-1]:
-            store.append(float(measure()))
-    p50, b50 = statistics.median(pick), statistics.median(base)
-    return {"rounds": rounds, "pick_ms": [round(v, 3) for v in pick], "baseline_ms": [round(v, 3) for v in base],
-            "pick_median_ms": round(p50, 3), "baseline_median_ms": round(b50, 3),
-            "ratio": round(p50 / b50, 4) if b50 > 0 else float("inf"), "no_higher": p50 <= b50}
-
-
 def measure_latencies(run_dir: Path, r: Any, rounds: int) -> dict[str, dict[str, Any]]:
-    """:func:`paired_latency` of each target's fine-tuned pick against the baseline, at the
-    target's threads and reference length, with the run's evaluate.profile settings."""
+    """:func:`supernet.pipeline.scoring.latency_against_baseline` of each target's fine-tuned pick:
+    paired rounds at the target's threads and reference length, the run's evaluate.profile settings."""
     from supernet.baseline.module import load_baseline
     from supernet.extraction import read_subnet
-    from supernet.pipeline.scoring import profile_settings
-    from supernet.profile import profile_model, profile_subnet
-    from supernet.profiling.costs import profile_metrics
+    from supernet.pipeline.scoring import latency_against_baseline
 
-    p = r.run.evaluate.profile
     baseline = load_baseline(run_dir / "baseline" / "model.ckpt").model.eval()
     out: dict[str, dict[str, Any]] = {}
     for name, target in r.targets.items():
         pick = read_subnet(run_dir / "finetune" / name / "subnet.pt").model.eval()
-        kw = profile_settings(target, p, (float(target.reference_seconds),))
-
-        def one_pick() -> float:
-            return profile_metrics(profile_subnet(pick, chunk_left=p.chunk_left, **kw), pick.arch, target.reference_seconds)["latency_ms"]
-
-        def one_base() -> float:
-            return profile_metrics(profile_model(baseline, **kw), None, target.reference_seconds)["latency_ms"]
-
-        print(f"[headline] latency {name}: pick and baseline in alternation, {rounds} rounds at {kw['threads']} thread(s)", flush=True)
-        out[name] = {**paired_latency(one_pick, one_base, rounds), "threads": kw["threads"], "clock": kw["clock"],
-                     "audio_seconds": float(target.reference_seconds)}
+        print(f"[headline] latency {name}: pick and baseline in alternation, {rounds} rounds", flush=True)
+        out[name] = latency_against_baseline(pick, baseline, target, r.run.evaluate.profile, rounds)
     return out
 
 

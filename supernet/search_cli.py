@@ -78,14 +78,19 @@ def _main(args: argparse.Namespace) -> int:
     return write_outputs(cfg, out, db, result, space, target, objectives, fitness, storage=_redact(storage), plots=not args.no_plots)
 
 
-def write_outputs(cfg, out: Path, db, result, space, target, objectives, fitness, *, storage: str, plots: bool = True) -> int:
-    """Front, summary and plots of a finished search; returns the exit status (1: nothing fits)."""
+def write_outputs(cfg, out: Path, db, result, space, target, objectives, fitness, *, storage: str, plots: bool = True,
+                  confirm=None, confirm_tries: int = 5) -> int:
+    """Front, summary and plots of a finished search; returns the exit status (1: nothing fits).
+
+    ``confirm(record) -> {"ok": bool, ...}``: a second check of each pick
+    (:func:`~supernet.search.targets.select_confirmed`); its records go to ``summary["confirmations"]``.
+    """
     import numpy as np
 
     from supernet.config import to_dict
     from supernet.search.objectives import objective_values
     from supernet.search.pareto import hypervolume, pareto_front, reference_point
-    from supernet.search.targets import InfeasibleTargetError, select_for_target
+    from supernet.search.targets import InfeasibleTargetError, select_confirmed, select_for_target
     from supernet.utils import atomic_write_json, provenance
 
     records = result.records
@@ -102,7 +107,20 @@ def write_outputs(cfg, out: Path, db, result, space, target, objectives, fitness
                                   "reference": ref.tolist(), "of": "feasible Pareto front"}  # fmt: skip
     status, selected = 0, None
     try:
-        selected = select_for_target(records, target)
+        if confirm is None:
+            selected = select_for_target(records, target)
+        else:
+            checks: list = []
+            summary["confirmations"] = checks
+
+            def logged(rec):
+                said = confirm(rec)
+                checks.append({"arch_id": rec.arch.id, **said})
+                print(f"confirmation of {rec.arch.id} for {target.name}: {'ok' if said.get('ok') else 'refused'}"
+                      + (f" ({said['summary']})" if "summary" in said else ""), file=sys.stderr)
+                return said
+
+            selected, _ = select_confirmed(records, target, logged, tries=confirm_tries)
         summary["selected"] = selected.to_dict()
         print(f"selected for {target.name}: {selected.arch.id} {selected.arch.describe()}  "
               + "  ".join(f"{o}={selected.metrics[o]:.4g}" for o in objectives if o in selected.metrics))  # fmt: skip

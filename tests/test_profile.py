@@ -530,3 +530,54 @@ def test_hardware_aware_fit_warns_when_the_table_was_built_with_another_net(monk
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         run._load_lut(cfg, None)
+
+
+# ---------------------------------------------------------------- against the baseline
+def test_paired_latency_alternates_and_compares_medians():
+    from supernet.profiling.costs import paired_latency
+
+    calls: list[str] = []
+    pick_values = iter([10.0, 30.0, 11.0])  # one outlier round: the median ignores it
+    base_values = iter([12.0, 12.5, 9.0])
+
+    def pick() -> float:
+        calls.append("pick")
+        return next(pick_values)
+
+    def base() -> float:
+        calls.append("base")
+        return next(base_values)
+
+    out = paired_latency(pick, base, 3)
+    assert calls == ["pick", "base", "base", "pick", "pick", "base"]  # the order alternates per round
+    assert out["pick_ms"] == [10.0, 30.0, 11.0] and out["baseline_ms"] == [12.0, 12.5, 9.0]
+    assert out["pick_median_ms"] == 11.0 and out["baseline_median_ms"] == 12.0
+    assert out["no_higher"] is True and out["ratio"] == pytest.approx(11.0 / 12.0, abs=1e-4)
+    slower = paired_latency(lambda: 13.0, lambda: 12.0, 1)
+    assert slower["no_higher"] is False and slower["rounds"] == 1
+    with pytest.raises(ValueError, match="rounds must be >= 1"):
+        paired_latency(lambda: 1.0, lambda: 1.0, 0)
+
+
+def test_baseline_latency_times_the_baseline_as_the_search_times_a_candidate():
+    """The limit is factor x the median of `rounds` baseline profiles taken with the search's
+    settings; a confirmation is paired and says ok when the ratio is within the factor."""
+    from supernet.profiling.costs import BaselineLatency, MeasuredCosts
+    from supernet.search.targets import Target
+    from supernet.subnet import SubnetModel
+
+    target = Target(name="t", threads=1, reference_seconds=0.5)
+    costs = MeasuredCosts(None, target, warmup=1, repeats=2, min_run_time=0.0, clock="cpu")
+    base = BaselineLatency(FramedLinear(), costs, factor=2.0, rounds=3)
+    ref = base.reference()
+    assert len(ref["baseline_ms"]) == 3 and ref["baseline_median_ms"] == pytest.approx(sorted(ref["baseline_ms"])[1])
+    assert ref["latency_ms"] == pytest.approx(2.0 * ref["baseline_median_ms"], rel=1e-3)
+    assert ref["threads"] == 1 and ref["clock"] == "cpu" and ref["repeats"] == 2  # the search's own settings
+    model = SubnetModel(_tiny_arch("ctc", chunk=0), vocab_size=8).eval()
+    said = base.confirm(model)
+    assert said["rounds"] == 3 and len(said["pick_ms"]) == 3 and said["factor"] == 2.0
+    assert said["ok"] is (said["ratio"] <= 2.0) and "paired rounds" in said["summary"]
+    assert BaselineLatency(FramedLinear(), costs, factor=1e-9, rounds=1).confirm(model)["ok"] is False
+    for bad in (dict(factor=0.0), dict(rounds=0)):
+        with pytest.raises(ValueError):
+            BaselineLatency(FramedLinear(), costs, **bad)

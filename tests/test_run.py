@@ -162,6 +162,45 @@ def test_changed_search_setting_reruns_search_and_downstream_not_fit(tiny_run):
     assert json.loads((out / "search/server/summary.json").read_text())["dev_utterances"] == {"dev": 3}
 
 
+def test_latency_vs_baseline_limits_each_search_and_is_checked_again_at_eval(tiny_run):
+    """search.latency_vs_baseline: the searches time the baseline, limit latency_ms to factor x
+    its median, confirm the pick in paired rounds; the evals time the fine-tuned pick against
+    the baseline again. Baseline and fit are not rerun."""
+    out, _, again = tiny_run
+    summary = again("search.dev_utterances=3", "search.latency_vs_baseline={factor: 1000.0, rounds: 2}")
+    for name in ("corpus", "baseline", "fit", "eval/baseline"):
+        assert summary.actions[name] == "skipped", name
+    stages = _stages(out)
+    for t in TARGETS:
+        assert summary.actions[f"search/{t}"] == "ran" and summary.actions[f"eval/{t}"] == "ran"
+        assert set(stages[f"search/{t}"]["deps"]) == {"fit", "baseline"} and "baseline" in stages[f"eval/{t}"]["deps"]
+        s = json.loads((out / f"search/{t}/summary.json").read_text())["latency_vs_baseline"]
+        ref = s["reference"]
+        assert len(ref["baseline_ms"]) == 2 and ref["latency_ms"] == pytest.approx(1000.0 * ref["baseline_median_ms"])
+        assert s["limit_ms"] <= ref["latency_ms"] and s["confirmations"] and s["confirmations"][-1]["ok"] is True
+        sel = json.loads((out / f"search/{t}/selected.json").read_text())
+        assert sel["arch_id"] == s["confirmations"][-1]["arch_id"] and sel["metrics"]["latency_ms"] <= s["limit_ms"]
+        ev = json.loads((out / f"eval/{t}.json").read_text())
+        vs = ev["latency_vs_baseline"]
+        assert vs["rounds"] == 2 and vs["ok"] is (vs["ratio"] <= 1000.0) and vs["ok"] is True
+        assert ev["search"]["latency_vs_baseline"]["reference"] == ref
+    # an impossible limit: the search stage fails naming the limit, and says what to change
+    from supernet.pipeline.stages import StageError
+
+    with pytest.raises(StageError, match="latency_ms"):
+        again("search.dev_utterances=3", "search.latency_vs_baseline={factor: 0.000001, rounds: 1}", "targets=[server]",
+              only=lambda name: name == "search/server")
+
+
+def test_latency_vs_baseline_needs_a_baseline(monkeypatch):
+    from supernet.pipeline.config import load_run_config, resolve_run
+
+    monkeypatch.chdir(REPO)
+    run, _ = load_run_config(TINY, ["baseline=null", "search.latency_vs_baseline={factor: 1.0}"])
+    with pytest.raises(ConfigError, match="search.latency_vs_baseline.*needs the run's baseline.*remove"):
+        resolve_run(run, str(TINY))
+
+
 def test_interrupted_fit_resumes_from_its_checkpoint(tiny_run):
     out, _, again = tiny_run
     ledger = json.loads((out / "stages.json").read_text())
@@ -233,6 +272,10 @@ def test_stage_hashes_ignore_options_added_later_while_off(monkeypatch):
     assert hashed2["fit"] != hashed["fit"] and hashed2["baseline"] == hashed["baseline"]
     view = stage_configs(r, hash_view)
     assert "augment" not in view["fit"] and "stop_at" not in view["finetune"]["train"]
+    run3, _ = load_run_config(TINY, ["search.latency_vs_baseline={factor: 1.0}"])
+    hashed3 = {s.name: s.hash for s in plan(resolve_run(run3, str(TINY)))}
+    assert "latency_vs_baseline" not in hash_view(r.run.search)
+    assert hashed3["fit"] == hashed["fit"] and hashed3["search/server"] != hashed["search/server"]
 
 
 def test_target_the_space_cannot_serve_is_refused_up_front(monkeypatch):

@@ -14,7 +14,7 @@ from supernet.search.encoding import ArchCodec
 from supernet.search.evaluators import SyntheticEvaluator, TableEvaluator, as_metrics, write_table
 from supernet.search.objectives import INFEASIBLE, PRESETS, Fitness, objective_values, resolve_objectives, with_derived
 from supernet.search.pareto import hypervolume, nondominated_ranks, pareto_front, pareto_mask, reference_point
-from supernet.search.targets import InfeasibleTargetError, Limits, Target, load_target, select_for_target
+from supernet.search.targets import InfeasibleTargetError, Limits, Target, load_target, select_confirmed, select_for_target
 from supernet.space import SearchSpace
 
 REPO = Path(__file__).resolve().parents[1]
@@ -160,6 +160,44 @@ def test_select_for_target_best_feasible_and_error(tiny):
     assert closest_arch.id in msg and {v.limit for v in violations} == {"latency_ms", "params"}
     with pytest.raises(ValueError, match="no candidates"):
         select_for_target([], target)
+
+
+def test_tightened_target_takes_the_smaller_limit():
+    t = Target(name="t", limits=Limits(latency_ms=10.0, params=100))
+    assert t.tightened(latency_ms=8.0).limits.latency_ms == 8.0
+    assert t.tightened(latency_ms=12.0).limits.latency_ms == 10.0  # the target's own limit is smaller
+    assert Target(name="u").tightened(latency_ms=12.0).limits.latency_ms == 12.0
+    assert t.limits.latency_ms == 10.0 and t.tightened(latency_ms=1.0).limits.params == 100  # a copy
+    with pytest.raises(ValueError, match="not metric limits"):
+        t.tightened(lookahead=2)
+
+
+def test_select_confirmed_takes_the_next_best_when_a_pick_is_refused(tiny):
+    ev = SyntheticEvaluator(seed=0)
+    rng = random.Random(1)
+    cands = [(a, ev.evaluate(a)) for a in (tiny.sample(rng) for _ in range(40))]
+    target = Target(name="t", objectives=["wer", "latency_ms"])
+    by_wer = sorted(cands, key=lambda c: (c[1]["wer"], c[1]["latency_ms"]))
+    refuse = {by_wer[0][0].id, by_wer[1][0].id}
+    seen = []
+
+    def confirm(c):
+        seen.append(c[0].id)
+        return {"ok": c[0].id not in refuse, "summary": "slower" if c[0].id in refuse else "fine"}
+
+    pick, checks = select_confirmed(cands, target, confirm, tries=5)
+    assert seen == [by_wer[0][0].id, by_wer[1][0].id, pick[0].id] and pick[0].id == by_wer[2][0].id
+    assert [c["ok"] for c in checks] == [False, False, True] and checks[0]["arch_id"] == by_wer[0][0].id
+    assert select_confirmed(cands, target, lambda c: {"ok": True})[0] is select_for_target(cands, target)
+    with pytest.raises(InfeasibleTargetError, match="stopped after 2 tries") as e:
+        select_confirmed(cands, target, confirm, tries=2)
+    assert by_wer[0][0].id in str(e.value) and "slower" in str(e.value)
+    with pytest.raises(InfeasibleTargetError, match="no feasible candidate is left"):
+        select_confirmed(cands[:3], target, lambda c: {"ok": False}, tries=10)
+    with pytest.raises(InfeasibleTargetError, match="no candidate meets"):  # nothing feasible: no confirmation at all
+        select_confirmed(cands, Target(name="x", limits=Limits(params=1)), confirm)
+    with pytest.raises(ValueError, match="tries"):
+        select_confirmed(cands, target, confirm, tries=0)
 
 
 def test_fitness_penalises_infeasible(tiny):

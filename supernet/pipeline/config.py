@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from supernet.config import ConfigError, apply_override, from_dict, load_yaml, merge_dicts, merged_config, to_dict
+from supernet.config import NEW_OPTION, ConfigError, apply_override, from_dict, load_yaml, merge_dicts, merged_config, to_dict
 
 __all__ = ["StageSection", "SearchSection", "FinetuneSection", "ExportSection", "EvaluateSection", "RunConfig",
            "ResolvedRun", "load_run_config", "resolve_run", "merge", "apply_override"]
@@ -66,6 +66,28 @@ class ProfileSection:
 
 
 @dataclass
+class LatencyVsBaseline:
+    """Each target's ``latency_ms`` limited by the hand-designed baseline's latency.
+
+    The search stage times the run's baseline as it times a candidate (the target's threads,
+    the search's ``profile``) ``rounds`` times before searching and limits ``latency_ms`` to
+    ``factor`` x the median (or the target's own limit, if smaller). The selected arch is then
+    confirmed against the baseline in ``rounds`` paired rounds (alternating, medians compared);
+    a refused pick gives way to the next best, at most ``tries`` picks. The eval stage measures
+    the fine-tuned pick against the baseline the same way with the evaluate section's ``profile``.
+    """
+
+    factor: float = 1.0
+    rounds: int = 5
+    tries: int = 5
+
+    def __post_init__(self) -> None:
+        if self.factor <= 0 or self.rounds < 1 or self.tries < 1:
+            raise ValueError(f"factor > 0, rounds >= 1, tries >= 1; got factor={self.factor}, "
+                             f"rounds={self.rounds}, tries={self.tries}")
+
+
+@dataclass
 class SearchSection(StageSection):
     """The search of every target (``config``: a configs/search/*.yaml; its evaluator is replaced
     by the run's supernet evaluator on ``dev_utterances`` per dev set plus measured costs).
@@ -78,6 +100,8 @@ class SearchSection(StageSection):
         batch_size: dev batch size of the evaluator.
         profile: latency measurement per evaluated arch.
         plots: write the search's PNG plots.
+        latency_vs_baseline: limit each target's latency to the baseline's (:class:`LatencyVsBaseline`;
+            needs the run's ``baseline``); None: the targets' own limits only.
     """
 
     max_minutes: float | None = None
@@ -85,6 +109,7 @@ class SearchSection(StageSection):
     batch_size: int = 16
     profile: ProfileSection = field(default_factory=ProfileSection)
     plots: bool = True
+    latency_vs_baseline: LatencyVsBaseline | None = field(default=None, metadata=NEW_OPTION)
 
     def __post_init__(self) -> None:
         if self.max_minutes is not None and self.max_minutes <= 0:
@@ -268,6 +293,9 @@ def resolve_run(run: RunConfig, where: str) -> ResolvedRun:
 
     data_raw = _data_dict(run, where)
     common = {"seed": run.seed}
+    if run.search.latency_vs_baseline is not None and run.baseline is None:
+        raise ConfigError(f"{where}: field 'search.latency_vs_baseline' needs the run's baseline, but 'baseline' is null; "
+                          "give a baseline section or remove search.latency_vs_baseline")
 
     def stage(section: StageSection, name: str, cls: type, extra: dict) -> Any:
         raw = merge(_stage_dict(section, where, name), common)

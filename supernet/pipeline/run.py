@@ -23,6 +23,7 @@ Stages and what they read (a stage's hash covers its config and these stages' ha
     corpus <- data            baseline <- corpus          fit <- corpus
     search/T <- fit           finetune/T <- search/T      export/T <- finetune/T
     eval/T <- export/T        eval/baseline <- baseline   report <- every eval
+    (with ``search.latency_vs_baseline``, search/T and eval/T also read the baseline: they time it)
 
 A rerun skips current stages, resumes an interrupted one and reruns changed ones with everything
 downstream (see :mod:`supernet.pipeline.ledger`). One line per stage says which.
@@ -96,7 +97,8 @@ def plan(r: ResolvedRun) -> list[Stage]:
             lambda resume: S.baseline_stage(r, run_dir, resume))
     add("fit", cfgs["fit"], ["corpus"], ["fit/supernet.ckpt", "fit/summary.json"], lambda resume: S.fit_stage(r, run_dir, resume),
         resume_from="fit/checkpoints/last.ckpt")
-    search_cfg = {"search": cfgs["search"], "run": to_dict(r.run.search)}
+    search_cfg = {"search": cfgs["search"], "run": hash_view(r.run.search)}
+    vs_base = ["baseline"] if r.run.search.latency_vs_baseline is not None else []  # searches and evals time the baseline
     search_cfg["run"].pop("set", None)
     search_cfg["run"].pop("config", None)
     evals = []
@@ -106,7 +108,7 @@ def plan(r: ResolvedRun) -> list[Stage]:
         def bind(fn: Callable, t: str = t) -> Callable[[bool], Any]:
             return lambda resume: fn(r, run_dir, t, resume)
 
-        add(f"search/{t}", {**search_cfg, "target": tcfg}, ["fit"],
+        add(f"search/{t}", {**search_cfg, "target": tcfg}, ["fit", *vs_base],
             [f"search/{t}/study.db", f"search/{t}/summary.json", f"search/{t}/selected.json"], bind(S.search_stage),
             resume_from=f"search/{t}/study.db")
         add(f"finetune/{t}", cfgs["finetune"], [f"search/{t}"], [f"finetune/{t}/subnet.pt", f"finetune/{t}/finetune.json"],
@@ -114,7 +116,8 @@ def plan(r: ResolvedRun) -> list[Stage]:
         add(f"export/{t}", cfgs["export"], [f"finetune/{t}"], [f"export/{t}/metadata.json"], bind(S.export_stage))
         from supernet.pipeline.scoring import evaluate_target
 
-        add(f"eval/{t}", {"evaluate": to_dict(r.run.evaluate), "target": tcfg}, [f"export/{t}"], [f"eval/{t}.json"],
+        add(f"eval/{t}", {"evaluate": to_dict(r.run.evaluate), "target": tcfg, **({"vs_baseline": search_cfg["run"]["latency_vs_baseline"]}
+            if vs_base else {})}, [f"export/{t}", *vs_base], [f"eval/{t}.json"],
             lambda resume, t=t: evaluate_target(r, run_dir, t))
         evals.append(f"eval/{t}")
     if r.baseline is not None:

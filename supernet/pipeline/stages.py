@@ -143,6 +143,23 @@ def search_stage(r: Any, run_dir: Path, target_name: str, resume: bool = False) 
     costs = MeasuredCosts(net, target, warmup=p.warmup, repeats=p.repeats, min_run_time=p.min_run_time, chunk_left=p.chunk_left,
                           clock=p.clock)
     ev = Evaluator(net, dev, tokenizer, batch_size=sec.batch_size, costs=costs, cache_path=out / "evaluations.jsonl")
+    vs_base, confirm, reference = None, None, None
+    if sec.latency_vs_baseline is not None:
+        from supernet.baseline.module import load_baseline
+        from supernet.profiling.costs import BaselineLatency
+
+        lv = sec.latency_vs_baseline
+        vs_base = BaselineLatency(load_baseline(require(run_dir / "baseline" / "model.ckpt", "the baseline")).model, costs,
+                                  factor=lv.factor, rounds=lv.rounds)
+        reference = vs_base.reference()
+        target = target.tightened(latency_ms=reference["latency_ms"])
+        _say(f"[run] search {target_name}: the baseline takes {reference['baseline_median_ms']:.2f} ms (median of {lv.rounds}, "
+             f"{costs.threads} thread(s), {target.reference_seconds:g} s); latency_ms limit {target.limits.latency_ms:.2f} ms")
+
+        def confirm(rec: Any) -> dict[str, Any]:
+            from supernet.subnet import extract
+
+            return vs_base.confirm(extract(net, rec.arch).eval())
     objectives = cfg.resolved_objectives(target)
     fitness = Fitness(objectives, target)
     db = StudyDB(storage, cfg.study_name, space, objectives)
@@ -153,9 +170,13 @@ def search_stage(r: Any, run_dir: Path, target_name: str, resume: bool = False) 
     deadline = None if sec.max_minutes is None else time.monotonic() + 60.0 * sec.max_minutes
     stop = None if deadline is None else (lambda rec, f: time.monotonic() >= deadline)
     result = run_search(strategy, MetricsAdapter(ev), db, n_trials=cfg.n_trials, seed=cfg.seed, progress=True, stop_when=stop)
-    status = write_outputs(cfg, out, db, result, space, target, objectives, fitness, storage=storage, plots=sec.plots)
+    status = write_outputs(cfg, out, db, result, space, target, objectives, fitness, storage=storage, plots=sec.plots,
+                           confirm=confirm, confirm_tries=sec.latency_vs_baseline.tries if confirm else 5)
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     summary["cost_measurement"] = costs.describe()
+    if reference is not None:
+        summary["latency_vs_baseline"] = {"reference": reference, "limit_ms": target.limits.latency_ms,
+                                          "confirmations": summary.pop("confirmations", [])}
     summary["dev_utterances"] = {k: len(v) for k, v in dev.items()}
     summary["stopped_by"] = "n_trials" if len(result.records) >= cfg.n_trials else ("exhausted" if result.exhausted else "max_minutes")
     atomic_write_json(out / "summary.json", summary)
@@ -164,7 +185,8 @@ def search_stage(r: Any, run_dir: Path, target_name: str, resume: bool = False) 
     sel = summary["selected"]
     atomic_write_json(out / "selected.json", {"target": target_name, "arch": sel["arch"], "arch_id": sel.get("arch_id"),
                                               "metrics": sel.get("metrics", {}), "record": sel,
-                                              "cost_measurement": costs.describe()})
+                                              "cost_measurement": costs.describe(),
+                                              "latency_vs_baseline": summary.get("latency_vs_baseline")})
     return summary
 
 

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any
+import statistics
+from typing import Any, Callable
 
 from supernet.space import Arch
 
-__all__ = ["threads_for", "timing_clock", "profile_metrics", "MeasuredCosts", "capped_target"]
+__all__ = ["threads_for", "timing_clock", "profile_metrics", "MeasuredCosts", "capped_target", "paired_latency",
+           "BaselineLatency"]
 
 
 def threads_for(target: Any, clock: str = "auto") -> int:
@@ -81,19 +83,96 @@ class MeasuredCosts:
         return {"threads": self.threads, "target_threads": self.target.threads, "reference_seconds": self.target.reference_seconds,
                 **self.timing, "chunk_left": self.chunk_left}
 
-    def __call__(self, arch: Arch) -> dict[str, float]:
+    def measure(self, model: Any) -> dict[str, float]:
+        """The metrics of a static subnet (what :meth:`__call__` gives for its arch)."""
         from supernet.profile import profile_subnet
-        from supernet.subnet import extract
 
-        model = extract(self.supernet, arch).eval()
         result = profile_subnet(model, threads=self.threads, lengths=(self.target.reference_seconds,),
                                 chunk_left=self.chunk_left, **self.timing)
-        m = profile_metrics(result, arch, self.target.reference_seconds)
+        m = profile_metrics(result, model.arch, self.target.reference_seconds)
         m.pop("latency_p90_ms", None)
         m.pop("chunk_latency_p90_ms", None)
         return m
+
+    def __call__(self, arch: Arch) -> dict[str, float]:
+        from supernet.subnet import extract
+
+        return self.measure(extract(self.supernet, arch).eval())
 
 
 def capped_target(target: Any) -> Any:
     """``target`` with its threads capped at this machine's cores (for runtimes that take a target)."""
     return dataclasses.replace(target, threads=threads_for(target))
+
+
+def paired_latency(measure_pick: Callable[[], float], measure_baseline: Callable[[], float], rounds: int) -> dict[str, Any]:
+    """Alternate two latency measurements ``rounds`` times (the pick first in odd rounds, the
+    baseline first in even ones), so that drift and neighbours weigh on both alike; the verdict
+    compares the medians of the per-round figures (``ratio`` = pick / baseline)."""
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    pick: list[float] = []
+    base: list[float] = []
+    for i in range(rounds):
+        order = [(pick, measure_pick), (base, measure_baseline)]
+        for store, measure in order if i % 2 == 0 else order[::-1]:
+            store.append(float(measure()))
+    p50, b50 = statistics.median(pick), statistics.median(base)
+    return {"rounds": rounds, "pick_ms": [round(v, 3) for v in pick], "baseline_ms": [round(v, 3) for v in base],
+            "pick_median_ms": round(p50, 3), "baseline_median_ms": round(b50, 3),
+            "ratio": round(p50 / b50, 4) if b50 > 0 else float("inf"), "no_higher": p50 <= b50}
+
+
+class BaselineLatency:
+    """The hand-designed baseline's latency as a target's ``latency_ms`` limit.
+
+    The baseline is timed exactly as the search times a candidate (``costs``: the target's
+    threads, reference length, clock and repeats); :meth:`reference` gives the limit before the
+    search, :meth:`confirm` checks a selected subnet against the baseline in a paired
+    measurement, since a candidate's single profile during the search can be off by a third.
+
+    What the two timings include differs in one point, in the baseline's favour: a subnet is timed
+    with the decoding workload of ``supernet.profile`` (about 2 % of a CTC subnet's time,
+    BENCHMARKS.md), the baseline with its forward only; so a confirmed pick is, if anything,
+    faster than measured relative to the baseline.
+
+    Args:
+        baseline: the baseline model (forward ``(audio, audio_lengths)``).
+        costs: the search's :class:`MeasuredCosts` (target and timing settings).
+        factor: the limit is ``factor`` x the baseline's median latency (1.0: no slower).
+        rounds: measurements of the reference (median) and paired rounds of a confirmation.
+    """
+
+    def __init__(self, baseline: Any, costs: MeasuredCosts, *, factor: float = 1.0, rounds: int = 5) -> None:
+        if factor <= 0:
+            raise ValueError(f"factor must be > 0, got {factor}")
+        if rounds < 1:
+            raise ValueError(f"rounds must be >= 1, got {rounds}")
+        self.baseline = baseline.eval()
+        self.costs = costs
+        self.factor = float(factor)
+        self.rounds = int(rounds)
+
+    def measure(self) -> float:
+        """One latency of the baseline (ms) at the target's reference length."""
+        from supernet.profile import profile_model
+
+        t = self.costs.target
+        result = profile_model(self.baseline, threads=self.costs.threads, lengths=(t.reference_seconds,), **self.costs.timing)
+        return profile_metrics(result, None, t.reference_seconds)["latency_ms"]
+
+    def reference(self) -> dict[str, Any]:
+        """The baseline's median latency over ``rounds`` measurements and the limit it gives."""
+        values = [self.measure() for _ in range(self.rounds)]
+        median = statistics.median(values)
+        return {"factor": self.factor, "rounds": self.rounds, "baseline_ms": values,
+                "baseline_median_ms": median, "latency_ms": self.factor * median, **self.costs.describe()}
+
+    def confirm(self, model: Any) -> dict[str, Any]:
+        """:func:`paired_latency` of a static subnet against the baseline; ``ok``: ratio <= factor."""
+        out = paired_latency(lambda: self.costs.measure(model)["latency_ms"], self.measure, self.rounds)
+        out["ok"] = out["ratio"] <= self.factor
+        out["factor"] = self.factor
+        out["summary"] = (f"{out['pick_median_ms']:.2f} vs the baseline's {out['baseline_median_ms']:.2f} ms "
+                          f"(x{out['ratio']:.3f}, limit x{self.factor:g}, {self.rounds} paired rounds)")
+        return out

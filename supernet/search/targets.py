@@ -22,21 +22,24 @@ checked on measured metrics (:meth:`Target.violations`).
 
 :func:`select_for_target` returns the best feasible arch of a set of evaluated candidates, or
 raises :class:`InfeasibleTargetError` naming the closest infeasible ones and by how much each
-breaks which limit.
+breaks which limit. :func:`select_confirmed` does the same and then has each pick confirmed by a
+second measurement (e.g. a paired latency against the baseline), taking the next best on a refusal.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from supernet.config import ConfigError, from_dict, load_yaml
 from supernet.search.objectives import resolve_objectives, with_derived
 from supernet.space import Arch, SearchSpace
 
-__all__ = ["Limits", "Target", "Violation", "InfeasibleTargetError", "load_target", "select_for_target", "TARGETS_DIR"]
+__all__ = ["Limits", "Target", "Violation", "InfeasibleTargetError", "load_target", "select_for_target", "select_confirmed",
+           "TARGETS_DIR"]
 
 TARGETS_DIR = Path(__file__).resolve().parents[2] / "configs" / "targets"
 # Metric limits: limit field -> metric name (same names, kept explicit for the error messages).
@@ -114,6 +117,15 @@ class Target:
                 raise ValueError("limits.chunks is empty; list allowed chunk sizes (0 = full context) or leave it out")
             if self.streaming and all(c == 0 for c in ch):
                 raise ValueError("streaming: true but limits.chunks allows only 0 (full context)")
+
+    def tightened(self, **limits: float) -> "Target":
+        """A copy whose metric limits are at most ``limits`` (``latency_ms=8.2``: the smaller of
+        8.2 and the target's own ``latency_ms``)."""
+        unknown = sorted(set(limits) - set(_METRIC_LIMITS))
+        if unknown:
+            raise ValueError(f"tightened: {unknown} are not metric limits ({', '.join(_METRIC_LIMITS)})")
+        new = {k: v if getattr(self.limits, k) is None else min(v, getattr(self.limits, k)) for k, v in limits.items()}
+        return dataclasses.replace(self, limits=dataclasses.replace(self.limits, **new))
 
     # ------------------------------------------------------------------ checks
     def violations(self, arch: Arch | None, metrics: Mapping[str, float]) -> list[Violation]:
@@ -268,3 +280,42 @@ def select_for_target(front: Sequence[Any], target: Target, *, show: int = 3) ->
         + "\nrelax the target's limits, search longer, or search a space with smaller archs",
         closest,
     )
+
+
+def select_confirmed(front: Sequence[Any], target: Target, confirm: Callable[[Any], Mapping[str, Any]], *,
+                     tries: int = 5) -> tuple[Any, list[dict[str, Any]]]:
+    """:func:`select_for_target`, each pick then checked by ``confirm(candidate)`` (a mapping with
+    ``ok``); a refused pick is set aside and the next best feasible candidate is tried, at most
+    ``tries`` in all.
+
+    Returns:
+        The confirmed candidate and one record per check (``arch_id`` plus what ``confirm`` said).
+
+    Raises:
+        InfeasibleTargetError: ``tries`` picks were refused, or every feasible candidate was; the
+            message names the refused ones and what their checks said.
+    """
+    if tries < 1:
+        raise ValueError(f"tries must be >= 1, got {tries}")
+    checks: list[dict[str, Any]] = []
+    refused: set[int] = set()
+    while True:
+        rest = [c for i, c in enumerate(front) if i not in refused]
+        try:
+            pick = select_for_target(rest, target) if rest else None
+        except InfeasibleTargetError:
+            if not checks:
+                raise
+            pick = None
+        if pick is None or len(checks) >= tries:
+            said = "; ".join(f"{c['arch_id']}: {c.get('summary', c)}" for c in checks)
+            raise InfeasibleTargetError(
+                f"target {target.name!r}: {len(checks)} selected candidate(s) failed their confirmation ({said}); "
+                + ("no feasible candidate is left" if pick is None else f"stopped after {tries} tries")
+                + "; relax the limit, search longer, or allow more tries", [])
+        arch = _get(pick)[0]
+        said = dict(confirm(pick))
+        checks.append({"arch_id": arch.id, "describe": arch.describe(), **said})
+        if said.get("ok"):
+            return pick, checks
+        refused.add(next(i for i, c in enumerate(front) if c is pick))
