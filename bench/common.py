@@ -52,7 +52,10 @@ def cpu_model() -> str:
 
 
 def git_state() -> dict[str, Any]:
-    """Commit of the working tree and whether it has uncommitted changes (None outside git)."""
+    """Commit of the working tree and whether it has uncommitted changes (None outside git).
+
+    The benchmarks' own outputs (``bench/results/``) do not count: a result written beside an
+    earlier one (the headline's plot before its JSON) would otherwise mark every run dirty."""
     def run(*args: str) -> str | None:
         try:
             return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True,
@@ -61,7 +64,7 @@ def git_state() -> dict[str, Any]:
             return None
 
     commit = run("rev-parse", "HEAD")
-    status = run("status", "--porcelain")
+    status = run("status", "--porcelain", "--", ".", ":(exclude)bench/results")
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
 
 

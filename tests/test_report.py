@@ -252,3 +252,23 @@ def test_notebook_redraws_the_report_plots(report, run_dir, tmp_path):
         _png_ok(tmp_path / name)
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert any(o.get("output_type") == "display_data" and "image/png" in o.get("data", {}) for o in outputs)
+
+
+def test_report_says_the_latency_limit_from_the_baseline_and_each_refusal():
+    from types import SimpleNamespace
+
+    from supernet.report.markdown import _against_baseline_lines
+
+    summary = {"latency_vs_baseline": {
+        "limit_ms": 7.72, "reference": {"factor": 1.0, "baseline_median_ms": 7.72, "rounds": 5, "threads": 1},
+        "confirmations": [{"arch_id": "aaa", "ok": False, "summary": "8.16 vs the baseline's 7.85 ms (x1.040)"},
+                          {"arch_id": "bbb", "ok": True, "summary": "7.48 vs 7.55 ms"}]}}
+    ev = {"latency_vs_baseline": {"rounds": 5, "threads": 2, "pick_median_ms": 6.2, "baseline_median_ms": 5.7, "ratio": 1.09,
+                                  "ok": False, "factor": 1.0},
+          "meets_target": {"ok": False, "violations": ["latency 6.2 ms > x1 the baseline's 5.7 ms"]}}
+    lines = _against_baseline_lines(SimpleNamespace(summary=summary, eval=ev))
+    text = "\n".join(lines)
+    assert "7.72 ms" in lines[0] and "1 pick(s) refused" in lines[0] and "`aaa`: 8.16 vs" in lines[0] and "bbb" not in lines[0]
+    assert "6.2 vs 5.7 ms" in lines[1] and "over the limit x1.0" in lines[1]
+    assert "meets the target's limits on the test-time measurements: no: latency 6.2" in text
+    assert _against_baseline_lines(SimpleNamespace(summary={}, eval=None)) == []

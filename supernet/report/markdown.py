@@ -66,7 +66,33 @@ def _selected_section(run: RunData) -> list[str]:
             best = (t.finetune.get("best") or {}).get("wer")
             lines.append(f"  - fine-tune: best dev WER {fmt(best, 'pct')} at step {t.finetune.get('best_step', NA)}, "
                          f"stopped by {t.finetune.get('stopped', NA)}")  # fmt: skip
+        lines += _against_baseline_lines(t)
     return lines + [""]
+
+
+def _against_baseline_lines(t: TargetRun) -> list[str]:
+    """The latency limit taken from the baseline (``search.latency_vs_baseline``), its paired
+    confirmations in the search and at test time, and whether the target's limits were met."""
+    lines = []
+    lv = t.summary.get("latency_vs_baseline")
+    if lv:
+        ref, checks = lv.get("reference", {}), lv.get("confirmations", [])
+        refused = [c for c in checks if not c.get("ok")]
+        lines.append(f"  - latency limit from the baseline: {fmt(lv.get('limit_ms'))} ms (x{ref.get('factor', NA)} its median "
+                     f"{fmt(ref.get('baseline_median_ms'))} ms over {ref.get('rounds', NA)} profiles, {ref.get('threads', NA)} "
+                     f"thread(s)); {len(refused)} pick(s) refused by the paired confirmation"
+                     + "".join(f"; `{c.get('arch_id')}`: {c.get('summary', NA)}" for c in refused))  # fmt: skip
+    vs = (t.eval or {}).get("latency_vs_baseline")
+    if vs:
+        lines.append(f"  - test-time latency against the baseline ({vs.get('rounds')} paired rounds, {vs.get('threads')} "
+                     f"thread(s)): {fmt(vs.get('pick_median_ms'))} vs {fmt(vs.get('baseline_median_ms'))} ms "
+                     f"(x{fmt(vs.get('ratio'))}), {'within' if vs.get('ok') else 'over'} the limit x{vs.get('factor')}")  # fmt: skip
+    meets = (t.eval or {}).get("meets_target")
+    if meets:
+        said = "yes" if meets.get("ok") else ("not checked: " + meets["note"] if meets.get("ok") is None
+                                             else "no: " + "; ".join(meets.get("violations", [])))
+        lines.append(f"  - meets the target's limits on the test-time measurements: {said}")
+    return lines
 
 
 def _training_section(run: RunData, out: Path) -> list[str]:
