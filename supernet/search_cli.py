@@ -110,17 +110,8 @@ def write_outputs(cfg, out: Path, db, result, space, target, objectives, fitness
         if confirm is None:
             selected = select_for_target(records, target)
         else:
-            checks: list = []
-            summary["confirmations"] = checks
-
-            def logged(rec):
-                said = confirm(rec)
-                checks.append({"arch_id": rec.arch.id, **said})
-                print(f"confirmation of {rec.arch.id} for {target.name}: {'ok' if said.get('ok') else 'refused'}"
-                      + (f" ({said['summary']})" if "summary" in said else ""), file=sys.stderr)
-                return said
-
-            selected, _ = select_confirmed(records, target, logged, tries=confirm_tries)
+            summary["confirmations"] = []
+            selected, _ = select_confirmed(records, target, confirm, tries=confirm_tries, checks=summary["confirmations"])
         summary["selected"] = selected.to_dict()
         print(f"selected for {target.name}: {selected.arch.id} {selected.arch.describe()}  "
               + "  ".join(f"{o}={selected.metrics[o]:.4g}" for o in objectives if o in selected.metrics))  # fmt: skip

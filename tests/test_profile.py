@@ -553,8 +553,11 @@ def test_paired_latency_alternates_and_compares_medians():
     assert out["pick_ms"] == [10.0, 30.0, 11.0] and out["baseline_ms"] == [12.0, 12.5, 9.0]
     assert out["pick_median_ms"] == 11.0 and out["baseline_median_ms"] == 12.0
     assert out["no_higher"] is True and out["ratio"] == pytest.approx(11.0 / 12.0, abs=1e-4)
+    assert out["ok"] is True and out["factor"] == 1.0
     slower = paired_latency(lambda: 13.0, lambda: 12.0, 1)
-    assert slower["no_higher"] is False and slower["rounds"] == 1
+    assert slower["no_higher"] is False and slower["ok"] is False and slower["rounds"] == 1
+    margin = paired_latency(lambda: 13.0, lambda: 12.0, 1, factor=1.1)  # 1.083x: slower, but within the factor
+    assert margin["no_higher"] is False and margin["ok"] is True and margin["factor"] == 1.1
     with pytest.raises(ValueError, match="rounds must be >= 1"):
         paired_latency(lambda: 1.0, lambda: 1.0, 0)
 
@@ -578,6 +581,7 @@ def test_baseline_latency_times_the_baseline_as_the_search_times_a_candidate():
     assert said["rounds"] == 3 and len(said["pick_ms"]) == 3 and said["factor"] == 2.0
     assert said["ok"] is (said["ratio"] <= 2.0) and "paired rounds" in said["summary"]
     assert BaselineLatency(FramedLinear(), costs, factor=1e-9, rounds=1).confirm(model)["ok"] is False
+    assert BaselineLatency(FramedLinear(), costs, factor=1e9, rounds=1).confirm(model)["ok"] is True
     for bad in (dict(factor=0.0), dict(rounds=0)):
         with pytest.raises(ValueError):
             BaselineLatency(FramedLinear(), costs, **bad)

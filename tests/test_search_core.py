@@ -189,9 +189,11 @@ def test_select_confirmed_takes_the_next_best_when_a_pick_is_refused(tiny):
     assert seen == [by_wer[0][0].id, by_wer[1][0].id, pick[0].id] and pick[0].id == by_wer[2][0].id
     assert [c["ok"] for c in checks] == [False, False, True] and checks[0]["arch_id"] == by_wer[0][0].id
     assert select_confirmed(cands, target, lambda c: {"ok": True})[0] is select_for_target(cands, target)
+    kept: list = []
     with pytest.raises(InfeasibleTargetError, match="stopped after 2 tries") as e:
-        select_confirmed(cands, target, confirm, tries=2)
+        select_confirmed(cands, target, confirm, tries=2, checks=kept)
     assert by_wer[0][0].id in str(e.value) and "slower" in str(e.value)
+    assert [c["arch_id"] for c in kept] == [by_wer[0][0].id, by_wer[1][0].id]  # the caller keeps the refusals
     with pytest.raises(InfeasibleTargetError, match="no feasible candidate is left"):
         select_confirmed(cands[:3], target, lambda c: {"ok": False}, tries=10)
     with pytest.raises(InfeasibleTargetError, match="no candidate meets"):  # nothing feasible: no confirmation at all

@@ -143,12 +143,13 @@ def search_stage(r: Any, run_dir: Path, target_name: str, resume: bool = False) 
     costs = MeasuredCosts(net, target, warmup=p.warmup, repeats=p.repeats, min_run_time=p.min_run_time, chunk_left=p.chunk_left,
                           clock=p.clock)
     ev = Evaluator(net, dev, tokenizer, batch_size=sec.batch_size, costs=costs, cache_path=out / "evaluations.jsonl")
-    vs_base, confirm, reference = None, None, None
+    confirm, reference, tries = None, None, 5
     if sec.latency_vs_baseline is not None:
         from supernet.baseline.module import load_baseline
         from supernet.profiling.costs import BaselineLatency
 
         lv = sec.latency_vs_baseline
+        tries = lv.tries
         vs_base = BaselineLatency(load_baseline(require(run_dir / "baseline" / "model.ckpt", "the baseline")).model, costs,
                                   factor=lv.factor, rounds=lv.rounds)
         reference = vs_base.reference()
@@ -159,7 +160,9 @@ def search_stage(r: Any, run_dir: Path, target_name: str, resume: bool = False) 
         def confirm(rec: Any) -> dict[str, Any]:
             from supernet.subnet import extract
 
-            return vs_base.confirm(extract(net, rec.arch).eval())
+            said = vs_base.confirm(extract(net, rec.arch).eval())
+            _say(f"[run] search {target_name}: confirmation of {rec.arch.id}: {'ok' if said['ok'] else 'refused'} ({said['summary']})")
+            return said
     objectives = cfg.resolved_objectives(target)
     fitness = Fitness(objectives, target)
     db = StudyDB(storage, cfg.study_name, space, objectives)
@@ -171,7 +174,7 @@ def search_stage(r: Any, run_dir: Path, target_name: str, resume: bool = False) 
     stop = None if deadline is None else (lambda rec, f: time.monotonic() >= deadline)
     result = run_search(strategy, MetricsAdapter(ev), db, n_trials=cfg.n_trials, seed=cfg.seed, progress=True, stop_when=stop)
     status = write_outputs(cfg, out, db, result, space, target, objectives, fitness, storage=storage, plots=sec.plots,
-                           confirm=confirm, confirm_tries=sec.latency_vs_baseline.tries if confirm else 5)
+                           confirm=confirm, confirm_tries=tries)
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     summary["cost_measurement"] = costs.describe()
     if reference is not None:

@@ -105,10 +105,12 @@ def capped_target(target: Any) -> Any:
     return dataclasses.replace(target, threads=threads_for(target))
 
 
-def paired_latency(measure_pick: Callable[[], float], measure_baseline: Callable[[], float], rounds: int) -> dict[str, Any]:
+def paired_latency(measure_pick: Callable[[], float], measure_baseline: Callable[[], float], rounds: int,
+                   factor: float = 1.0) -> dict[str, Any]:
     """Alternate two latency measurements ``rounds`` times (the pick first in odd rounds, the
     baseline first in even ones), so that drift and neighbours weigh on both alike; the verdict
-    compares the medians of the per-round figures (``ratio`` = pick / baseline)."""
+    compares the medians of the per-round figures (``ratio`` = pick / baseline): ``no_higher``
+    (ratio <= 1) and ``ok`` (ratio <= ``factor``)."""
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
     pick: list[float] = []
@@ -120,7 +122,8 @@ def paired_latency(measure_pick: Callable[[], float], measure_baseline: Callable
     p50, b50 = statistics.median(pick), statistics.median(base)
     return {"rounds": rounds, "pick_ms": [round(v, 3) for v in pick], "baseline_ms": [round(v, 3) for v in base],
             "pick_median_ms": round(p50, 3), "baseline_median_ms": round(b50, 3),
-            "ratio": round(p50 / b50, 4) if b50 > 0 else float("inf"), "no_higher": p50 <= b50}
+            "ratio": round(p50 / b50, 4) if b50 > 0 else float("inf"), "no_higher": p50 <= b50,
+            "factor": factor, "ok": (p50 / b50 if b50 > 0 else float("inf")) <= factor}
 
 
 class BaselineLatency:
@@ -170,9 +173,7 @@ class BaselineLatency:
 
     def confirm(self, model: Any) -> dict[str, Any]:
         """:func:`paired_latency` of a static subnet against the baseline; ``ok``: ratio <= factor."""
-        out = paired_latency(lambda: self.costs.measure(model)["latency_ms"], self.measure, self.rounds)
-        out["ok"] = out["ratio"] <= self.factor
-        out["factor"] = self.factor
+        out = paired_latency(lambda: self.costs.measure(model)["latency_ms"], self.measure, self.rounds, self.factor)
         out["summary"] = (f"{out['pick_median_ms']:.2f} vs the baseline's {out['baseline_median_ms']:.2f} ms "
                           f"(x{out['ratio']:.3f}, limit x{self.factor:g}, {self.rounds} paired rounds)")
         return out

@@ -283,13 +283,17 @@ def select_for_target(front: Sequence[Any], target: Target, *, show: int = 3) ->
 
 
 def select_confirmed(front: Sequence[Any], target: Target, confirm: Callable[[Any], Mapping[str, Any]], *,
-                     tries: int = 5) -> tuple[Any, list[dict[str, Any]]]:
+                     tries: int = 5, checks: list[dict[str, Any]] | None = None) -> tuple[Any, list[dict[str, Any]]]:
     """:func:`select_for_target`, each pick then checked by ``confirm(candidate)`` (a mapping with
     ``ok``); a refused pick is set aside and the next best feasible candidate is tried, at most
     ``tries`` in all.
 
+    Args:
+        checks: a list the check records are appended to (kept by the caller when this raises).
+
     Returns:
-        The confirmed candidate and one record per check (``arch_id`` plus what ``confirm`` said).
+        The confirmed candidate and one record per check (``arch_id``, ``describe`` plus what
+        ``confirm`` said): ``checks`` when given.
 
     Raises:
         InfeasibleTargetError: ``tries`` picks were refused, or every feasible candidate was; the
@@ -297,7 +301,7 @@ def select_confirmed(front: Sequence[Any], target: Target, confirm: Callable[[An
     """
     if tries < 1:
         raise ValueError(f"tries must be >= 1, got {tries}")
-    checks: list[dict[str, Any]] = []
+    checks = [] if checks is None else checks
     refused: set[int] = set()
     while True:
         rest = [c for i, c in enumerate(front) if i not in refused]
