@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -123,6 +126,22 @@ def test_activation_peak_of_two_live_tensors():
 
     x = torch.randn(500, 64)
     assert activation_peak_bytes(Wrap(), x, torch.tensor([500])) == 2 * 500 * 1024 * 4
+
+
+def test_activation_peak_keeps_stderr_quiet():
+    # The profiler's backend (Kineto) writes "USDT ... profiler_stop" lines to stderr on every
+    # profile unless its log level is set before it first starts: a fresh process, as a user's.
+    code = (
+        "import torch\n"
+        "from supernet.profiling.flops import activation_peak_bytes\n"
+        "m = torch.nn.Linear(4, 4)\n"
+        "for _ in range(3):\n"
+        "    assert activation_peak_bytes(m, torch.randn(2, 4)) > 0\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "KINETO_LOG_LEVEL"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "profiler_st" not in done.stderr and "USDT" not in done.stderr, done.stderr
 
 
 # ---------------------------------------------------------------- latency and ProfileResult

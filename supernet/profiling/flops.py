@@ -29,6 +29,7 @@ the input). Allocations outside torch's allocator (oneDNN/MKL private scratch) a
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, Callable
 
 import torch
@@ -153,6 +154,10 @@ def activation_peak_bytes(model: Callable[..., Any], *inputs: torch.Tensor) -> i
     lived before it (weights, inputs). The running total is taken over the profiler's allocation
     (+bytes) and free (-bytes) records in time order.
     """
+    # Kineto (the profiler's backend) prints "USDT ... profiler_start/stop" and, on a CUDA build
+    # without a GPU, "gpuGetDeviceCount failed" to stderr for every profile: hundreds of lines in
+    # a search. Its log level is read when it first starts, so set it before; a user's wins.
+    os.environ.setdefault("KINETO_LOG_LEVEL", "6")
     from torch.profiler import ProfilerActivity, profile
 
     with torch.inference_mode(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
