@@ -151,7 +151,7 @@ def fit(cfg: BaselineConfig, out_dir: str | Path, progress: bool = True) -> dict
     steps = int(module.global_step)
 
     with atomic_path(out_dir / "model.ckpt") as tmp:
-        trainer.save_checkpoint(tmp)
+        trainer.save_checkpoint(tmp, weights_only=False)  # said, not defaulted: Lightning logs its default at every save
     # Final scores on every dev and test set, with a trainer that validates whatever the config says.
     scorer = make_trainer(cfg, None, progress=cfg.trainer.progress and progress, limit_val_batches=None)
     dev = _eval_sets(scorer, module, dm, "dev")

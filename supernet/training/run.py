@@ -161,7 +161,7 @@ class PeriodicCheckpoint(L.Callback):
 
     def _save(self, trainer: L.Trainer, path: Path) -> None:
         tmp = path.with_name(f".{path.name}.tmp")
-        trainer.save_checkpoint(tmp)  # every rank calls it; rank 0 writes
+        trainer.save_checkpoint(tmp, weights_only=False)  # the whole state, for resuming; every rank calls it, rank 0 writes
         if trainer.is_global_zero:
             os.replace(tmp, path)
 
