@@ -120,10 +120,10 @@ def paired_latency(measure_pick: Callable[[], float], measure_baseline: Callable
         for store, measure in order if i % 2 == 0 else order[::-1]:
             store.append(float(measure()))
     p50, b50 = statistics.median(pick), statistics.median(base)
+    ratio = p50 / b50 if b50 > 0 else float("inf")
     return {"rounds": rounds, "pick_ms": [round(v, 3) for v in pick], "baseline_ms": [round(v, 3) for v in base],
             "pick_median_ms": round(p50, 3), "baseline_median_ms": round(b50, 3),
-            "ratio": round(p50 / b50, 4) if b50 > 0 else float("inf"), "no_higher": p50 <= b50,
-            "factor": factor, "ok": (p50 / b50 if b50 > 0 else float("inf")) <= factor}
+            "ratio": round(ratio, 4), "no_higher": p50 <= b50, "factor": factor, "ok": ratio <= factor}
 
 
 class BaselineLatency:
