@@ -23,8 +23,20 @@ sysdeps:
 	  fi; \
 	fi
 
+# A new .venv takes about 6.1 GB (PyTorch's CUDA build and its NVIDIA libraries: the CPU wheel does
+# not work with PyPI's torchaudio); below MIN_FREE_GB free the install stops before it starts,
+# instead of pip failing half-way with "No space left on device".
+MIN_FREE_GB ?= 7
+
 $(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@if [ ! -x $(BIN)/python ]; then \
+	  free=$$(df -Pk . | awk 'NR==2 {print int($$4 / 1048576)}'); \
+	  if [ "$$free" -lt $(MIN_FREE_GB) ]; then \
+	    echo "make install: $(CURDIR) has $$free GB free, under MIN_FREE_GB=$(MIN_FREE_GB); a new $(VENV) takes about 6.1 GB (PyTorch's CUDA build)."; \
+	    echo "  Free disk space (old clones, runs/) and rerun, or set MIN_FREE_GB=N if you know it fits."; exit 1; \
+	  fi; \
+	  $(PY) -m venv $(VENV); \
+	fi
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
