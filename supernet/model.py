@@ -177,11 +177,12 @@ class SpeechSupernet(nn.Module):
         width, channels = max(config.widths), net.subsampler_channels
         self.features = nn.ModuleDict({f: make_features(f, net) for f in config.features})
         self.frontends = nn.ModuleDict(
-            {f: Elastic(FrontEnd, feat_dim=feature_dim(f, net), channels=channels, frame_norm=net.frame_norm)
+            {f: Elastic(FrontEnd, feat_dim=feature_dim(f, net), channels=net.frontend_channels, frame_norm=net.frame_norm,
+                        resample_init=net.conv2d_bins is not None)
              for f in config.features})
         self.subsamplers = nn.ModuleDict({
             str(s): Elastic(Subsampler, factor=s, channels=channels, d_model=width, causal=False, lookahead=0,
-                            frame_norm=net.frame_norm)
+                            frame_norm=net.frame_norm, bins=net.conv2d_bins)
             for s in config.subsamplings
         })
         self.layers = nn.ModuleList(MixedLayer(ch, width, net) for ch in config.layers)

@@ -121,6 +121,30 @@ def test_transcripts_equal_eager_decode(exported, decoder):
     assert any(want), "random weights should emit something, or the comparison is vacuous"
 
 
+def test_conv2d_subsampler_exports_with_parity(tmp_path):
+    """The 2-D subsampler (``NetConfig.subsampler: conv2d``) through TorchScript and ONNX: the
+    export's own parity check at unseen lengths, and the transcripts of both runtimes."""
+    torch.manual_seed(0)
+    net = SpeechSupernet.from_space(SearchSpace.from_dict(SPACE), TOK.vocab_size,
+                                    NetConfig(dropout=0.0, subsampler="conv2d", subsampler_channels=8,
+                                              subsampler_bins=24, learnable_filters=16)).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.05 * torch.randn(p.shape))
+    model = extract(net, ARCHS["ctc"]).eval()
+    assert any(isinstance(m, torch.nn.Conv2d) for m in model.encoder.subsampler.modules())
+    meta = export_subnet(model, tmp_path / "model", TOK)
+    for runner in ("torchscript", "onnx"):
+        worst = max(v for g in meta["parity"]["max_abs_diff"][runner].values() for v in g.values())
+        assert worst <= ATOL, (runner, meta["parity"]["max_abs_diff"][runner])
+    audio, lengths = _audio([15000, 7300], seed=4)
+    with torch.no_grad():
+        want = [TOK.decode(ids) for ids in model.transcribe(audio, lengths)]
+    waves = [audio[i, : int(n)] for i, n in enumerate(lengths)]
+    for backend in ("onnx", "torchscript"):
+        assert Recognizer.load(tmp_path / "model", backend).transcribe(waves) == want, backend
+
+
 def test_model_directory_layout(exported):
     model, d, meta = exported["rnnt"]
     assert read_metadata(d) == json.loads(json.dumps(meta))

@@ -97,14 +97,16 @@ def test_chunkwise_outputs_equal_full_forward(supernet, decoder, chunk_ms):
         assert all(want.startswith(t) for t in texts)
 
 
-@pytest.mark.parametrize("mode", ["mask", "chunk"])
-def test_other_causal_convolutions_stream_exactly(mode):
-    """``causal_conv: mask`` (past taps of the centred kernel) and ``chunk`` (future taps up to the
-    chunk's end): chunk by chunk equals the full forward."""
+@pytest.mark.parametrize("option", [{"causal_conv": "mask"}, {"causal_conv": "chunk"}, {"subsampler": "conv2d"}],
+                         ids=["mask", "chunk", "conv2d"])
+def test_other_causal_convolutions_stream_exactly(option):
+    """``causal_conv: mask`` (past taps of the centred kernel), ``chunk`` (future taps up to the
+    chunk's end) and the 2-D subsampler (``subsampler: conv2d``, causal in time): chunk by chunk
+    equals the full forward."""
     torch.manual_seed(0)
     net = SpeechSupernet.from_space(SearchSpace.from_dict(SPACE), TOK.vocab_size,
                                     NetConfig(dropout=0.0, subsampler_channels=16, learnable_filters=16,
-                                              causal_conv=mode)).eval()
+                                              **option)).eval()
     with torch.no_grad():
         for p in net.parameters():
             p.add_(0.05 * torch.randn(p.shape))

@@ -41,10 +41,14 @@ def space() -> SearchSpace:
     return SearchSpace.from_dict(SPACE)
 
 
-@pytest.fixture(scope="module")
-def supernet(space) -> SpeechSupernet:
+# both subsamplers (NetConfig.subsampler): the 2-D one with few channels and frequency rows
+SUBSAMPLERS = {"conv1d": {}, "conv2d": {"subsampler": "conv2d", "subsampler_channels": 8, "subsampler_bins": 24}}
+
+
+@pytest.fixture(scope="module", params=list(SUBSAMPLERS))
+def supernet(space, request) -> SpeechSupernet:
     torch.manual_seed(0)
-    net = SpeechSupernet.from_space(space, VOCAB, NetConfig(dropout=0.0, local_window=3)).eval()
+    net = SpeechSupernet.from_space(space, VOCAB, NetConfig(dropout=0.0, local_window=3, **SUBSAMPLERS[request.param])).eval()
     with torch.no_grad():  # non-trivial values everywhere (alphas and zero-initialised biases too)
         for p in net.parameters():
             p.add_(0.05 * torch.randn(p.shape))
@@ -330,6 +334,42 @@ def test_frame_norm_off_keeps_frame_energy_and_extracts_exactly(space, tmp_path)
     assert config_hash(NetConfig()) != config_hash(NetConfig(frame_norm=False))
     with pytest.raises(ValueError, match="frame_norm"):
         NetConfig(frame_norm="no")
+
+
+def test_conv2d_subsampler_options():
+    """``NetConfig.subsampler="conv2d"``: the front-end starts as a resampling of the feature axis
+    (the identity when the sizes agree), the 2-D stages halve the frequency rows, too few rows and
+    unknown kinds are refused naming the field, and the options stay out of the hash at their
+    defaults (extraction, padding, streaming and TorchScript: the parametrised tests above)."""
+    from supernet.config import config_hash, hash_view
+    from supernet.nn.frontend import FrontEnd, resampling_matrix
+    from supernet.nn.subsampler import Subsampler, conv2d_rows
+
+    assert torch.equal(resampling_matrix(40, 40), torch.eye(40))
+    m = resampling_matrix(80, 40)
+    assert m.shape == (40, 80) and torch.allclose(m.sum(1), torch.ones(40))
+    assert m[0, 0] == 1 and m[-1, -1] == 1  # the end points are kept
+    ramp = torch.arange(80, dtype=torch.float32)
+    assert torch.allclose(m @ ramp, torch.linspace(0, 79, 40), atol=1e-5)  # a linear interpolation
+    fe = FrontEnd(40, 40, frame_norm=False, resample_init=True)
+    x = torch.randn(2, 7, 40)
+    with torch.no_grad():
+        assert torch.allclose(fe(x), x)
+    assert conv2d_rows(40, 4) == 9 and conv2d_rows(40, 8) == 4 and conv2d_rows(40, 6) == 9
+    sub = Subsampler(4, 8, 16, bins=40)
+    y, n = sub(torch.randn(2, 101, 40), torch.tensor([101, 57]))
+    assert y.shape == (2, 26, 16) and n.tolist() == [26, 15]
+    assert sub.proj.in_features == 8 * 9
+    with pytest.raises(ValueError, match="subsampler_bins = 10 is too few .* factor 8 .* at least 15"):
+        Subsampler(8, 8, 16, bins=10)
+    with pytest.raises(ValueError, match="NetConfig.subsampler must be 'conv1d' or 'conv2d'"):
+        NetConfig(subsampler="conv3d")
+    with pytest.raises(ValueError, match="NetConfig.subsampler_bins must be an integer >= 1"):
+        NetConfig(subsampler_bins=0)
+    assert "subsampler" not in hash_view(NetConfig()) and "subsampler_bins" not in hash_view(NetConfig())
+    assert config_hash(NetConfig()) != config_hash(NetConfig(subsampler="conv2d"))
+    assert NetConfig(subsampler="conv2d", subsampler_bins=24).frontend_channels == 24
+    assert NetConfig(subsampler_channels=64).frontend_channels == 64
 
 
 def _against_default(space, option: dict, n_streaming: int, n_full: int):

@@ -27,6 +27,14 @@ class NetConfig:
         win_ms, hop_ms: framing of every front-end. All front-ends (log-mel, MFCC, learnable)
             produce the same frames, so relaxed mixing can add them.
         subsampler_channels: channels C of the convolutional subsampler.
+        subsampler: "conv1d" (default: strided convolutions over time, the frame's features as
+            channels) or "conv2d" (strided 2-D convolutions over time and frequency, as the
+            Conformer's and the baseline's subsampling; ``supernet.nn.subsampler``). Measured on
+            FSDD (BENCHMARKS.md, session 24): the baseline's shape trained alone reached 5.9 % dev /
+            19.6 % unseen-speaker test WER with conv1d where the baseline reached 1.6 / 13.5 %.
+        subsampler_bins: conv2d only: the frequency rows each front-end projects its features to
+            (the projection starts as a resampling of the feature axis to this many rows, so the
+            2-D filters see the frequency order from the first step).
         learnable_filters: output channels of the learnable waveform front-end.
         dropout: dropout of every encoder unit and decoder layer.
         local_window: frames on each side that ``local`` attention sees.
@@ -78,9 +86,13 @@ class NetConfig:
     frame_norm: bool = field(default=True, metadata=NEW_OPTION)
     causal_conv: Literal["shift", "mask", "chunk"] = field(default="shift", metadata=NEW_OPTION)
     causal_full_context: bool = field(default=False, metadata=NEW_OPTION)
+    subsampler: Literal["conv1d", "conv2d"] = field(default="conv1d", metadata=NEW_OPTION)
+    subsampler_bins: int = field(default=40, metadata=NEW_OPTION)
 
     def __post_init__(self) -> None:
-        for name in ("sample_rate", "subsampler_channels", "learnable_filters", "local_window", "se_reduction",
+        if self.subsampler not in ("conv1d", "conv2d"):
+            raise ValueError(f"NetConfig.subsampler must be 'conv1d' or 'conv2d', got {self.subsampler!r}")
+        for name in ("sample_rate", "subsampler_channels", "subsampler_bins", "learnable_filters", "local_window", "se_reduction",
                      "decoder_heads", "max_symbols"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -100,6 +112,17 @@ class NetConfig:
             raise ValueError(f"NetConfig.ctc_weight must be in [0, 1], got {self.ctc_weight!r}")
         if self.hop_ms <= 0 or self.win_ms < self.hop_ms:
             raise ValueError(f"NetConfig needs 0 < hop_ms <= win_ms, got hop_ms={self.hop_ms}, win_ms={self.win_ms}")
+
+    @property
+    def frontend_channels(self) -> int:
+        """Output width of each front-end's projection, the subsampler's input: its channels
+        (conv1d) or its frequency rows (conv2d)."""
+        return self.subsampler_bins if self.subsampler == "conv2d" else self.subsampler_channels
+
+    @property
+    def conv2d_bins(self) -> int | None:
+        """``Subsampler``'s ``bins`` argument: the frequency rows for conv2d, None for conv1d."""
+        return self.subsampler_bins if self.subsampler == "conv2d" else None
 
     def causal(self, streaming: bool) -> bool:
         """Whether an arch's subsampler and convolutions are causal: a streaming arch's always,

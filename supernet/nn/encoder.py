@@ -70,9 +70,10 @@ class Encoder(nn.Module):
 
     def __init__(self, arch: Arch, feat_dim: int, net: NetConfig) -> None:
         super().__init__()
-        self.frontend = FrontEnd(feat_dim, net.subsampler_channels, net.frame_norm)
+        self.frontend = FrontEnd(feat_dim, net.frontend_channels, net.frame_norm, resample_init=net.conv2d_bins is not None)
         self.subsampler = Subsampler(arch.subsampling, net.subsampler_channels, arch.width,
-                                     causal=net.causal(arch.streaming), lookahead=arch.lookahead or 0, frame_norm=net.frame_norm)
+                                     causal=net.causal(arch.streaming), lookahead=arch.lookahead or 0, frame_norm=net.frame_norm,
+                                     bins=net.conv2d_bins)
         self.stack = EncoderStack(arch.layers, arch.width, arch.chunk, net)
 
     def forward(self, feats: Tensor, feat_lengths: Tensor) -> tuple[Tensor, Tensor]:

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from supernet.data.features import FeatureConfig, FeatureExtractor, lengths_to_mask, num_frames
 from supernet.nn.config import NetConfig
 
-__all__ = ["LearnableFrontEnd", "FrontEnd", "make_features", "feature_dim"]
+__all__ = ["LearnableFrontEnd", "FrontEnd", "make_features", "feature_dim", "resampling_matrix"]
 
 
 class LearnableFrontEnd(nn.Module):
@@ -84,6 +84,19 @@ def feature_dim(name: str, net: NetConfig) -> int:
     return FeatureConfig.from_name(name).dim
 
 
+def resampling_matrix(n_in: int, n_out: int) -> Tensor:
+    """(n_out, n_in) linear interpolation of n_in ordered values at n_out evenly spaced points
+    (end points kept); the identity when n_in == n_out."""
+    pos = torch.linspace(0, n_in - 1, n_out) if n_out > 1 else torch.zeros(1)
+    lo = pos.floor().long().clamp(max=n_in - 1)
+    hi = (lo + 1).clamp(max=n_in - 1)
+    frac = pos - lo
+    m = torch.zeros(n_out, n_in)
+    m[torch.arange(n_out), lo] += 1 - frac
+    m[torch.arange(n_out), hi] += frac
+    return m
+
+
 class FrontEnd(nn.Module):
     """Per-feature projection: Linear(F, C), after a LayerNorm over each frame's F features
     when ``frame_norm``.
@@ -92,15 +105,22 @@ class FrontEnd(nn.Module):
         feat_dim: F.
         channels: C (the subsampler's channels).
         frame_norm: normalise each frame first (``NetConfig.frame_norm``).
+        resample_init: start the projection as a linear resampling of the F features to C rows
+            (the identity when F == C) with zero bias, for the conv2d subsampler, whose filters
+            slide along the rows as along frequency (``NetConfig.subsampler``).
 
     Shapes:
         forward(feats (B, T, F)) -> (B, T, C)
     """
 
-    def __init__(self, feat_dim: int, channels: int, frame_norm: bool = True) -> None:
+    def __init__(self, feat_dim: int, channels: int, frame_norm: bool = True, resample_init: bool = False) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(feat_dim) if frame_norm else nn.Identity()
         self.proj = nn.Linear(feat_dim, channels)
+        if resample_init and not self.proj.weight.is_meta:
+            with torch.no_grad():
+                self.proj.weight.copy_(resampling_matrix(feat_dim, channels))
+                self.proj.bias.zero_()
 
     def forward(self, feats: Tensor) -> Tensor:
         return self.proj(self.norm(feats))

@@ -45,8 +45,8 @@ def frontend_params(feature: str, subsampling: int, width: int, net: NetConfig =
     per-feature projection, the subsampler for ``subsampling`` and the final encoder LayerNorm."""
     c = net.subsampler_channels
     with torch.device("meta"):
-        parts = [FrontEnd(feature_dim(feature, net), c, net.frame_norm),
-                 Subsampler(subsampling, c, width, frame_norm=net.frame_norm), nn.LayerNorm(width)]
+        parts = [FrontEnd(feature_dim(feature, net), net.frontend_channels, net.frame_norm),
+                 Subsampler(subsampling, c, width, frame_norm=net.frame_norm, bins=net.conv2d_bins), nn.LayerNorm(width)]
     return _feature_params(feature, net) + sum(count_params(p) for p in parts)
 
 
