@@ -81,8 +81,11 @@ class _Stage2d(nn.Module):
     def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         # x: (B, C, T, F)
         h = x.masked_fill(~lengths_to_mask(lengths, x.size(2))[:, None, :, None], 0.0)
-        pad = [self.kernel - 1, 0] if self.causal else [(self.kernel - 1) // 2, (self.kernel - 1) // 2]
-        h = self.conv(F.pad(h, [0, 0, *pad]))
+        if self.causal:
+            h = F.pad(h, [0, 0, self.kernel - 1, 0])  # time is dim 2: left only
+        else:
+            h = F.pad(h, [0, 0, (self.kernel - 1) // 2, (self.kernel - 1) // 2])
+        h = self.conv(h)
         h = F.relu(self.norm(h.permute(0, 2, 3, 1)).permute(0, 3, 1, 2))
         return h, (lengths + self.stride - 1) // self.stride
 
