@@ -48,11 +48,11 @@ from supernet.nn.blocks import CAUSAL_BLOCKS
 from supernet.nn.config import NetConfig
 from supernet.nn.elastic import Elastic
 from supernet.nn.encoder import Encoder
-from supernet.nn.frontend import FrontEnd, feature_dim, make_features
+from supernet.nn.frontend import FrontEnd, feature_dim, frontend_options, make_features
 from supernet.nn.heads import head_spec
 from supernet.nn.masks import encoder_masks
 from supernet.nn.mixed import Decision, MixedLayer, Mixture
-from supernet.nn.subsampler import Subsampler
+from supernet.nn.subsampler import Subsampler, subsampler_options
 from supernet.space import (BLOCK_FIELDS, BLOCKS, DECODER_FIELDS, DECODERS, FEATURES, LAYER_FIELDS, SUBSAMPLINGS,
                             Arch, LayerArch, LayerChoices)
 
@@ -174,15 +174,12 @@ class SpeechSupernet(nn.Module):
         self.config = config
         self.vocab_size = vocab_size
         net = self.net = config.net
-        width, channels = max(config.widths), net.subsampler_channels
+        width = max(config.widths)
         self.features = nn.ModuleDict({f: make_features(f, net) for f in config.features})
         self.frontends = nn.ModuleDict(
-            {f: Elastic(FrontEnd, feat_dim=feature_dim(f, net), channels=net.frontend_channels, frame_norm=net.frame_norm,
-                        resample_init=net.conv2d_bins is not None)
-             for f in config.features})
+            {f: Elastic(FrontEnd, feat_dim=feature_dim(f, net), **frontend_options(net)) for f in config.features})
         self.subsamplers = nn.ModuleDict({
-            str(s): Elastic(Subsampler, factor=s, channels=channels, d_model=width, causal=False, lookahead=0,
-                            frame_norm=net.frame_norm, bins=net.conv2d_bins)
+            str(s): Elastic(Subsampler, factor=s, d_model=width, causal=False, lookahead=0, **subsampler_options(net))
             for s in config.subsamplings
         })
         self.layers = nn.ModuleList(MixedLayer(ch, width, net) for ch in config.layers)

@@ -18,9 +18,9 @@ from torch import Tensor, nn
 
 from supernet.nn.blocks import EncoderLayer
 from supernet.nn.config import NetConfig
-from supernet.nn.frontend import FrontEnd
+from supernet.nn.frontend import FrontEnd, frontend_options
 from supernet.nn.masks import encoder_masks
-from supernet.nn.subsampler import Subsampler
+from supernet.nn.subsampler import Subsampler, subsampler_options
 from supernet.space import Arch, LayerArch
 
 __all__ = ["EncoderStack", "Encoder"]
@@ -70,10 +70,9 @@ class Encoder(nn.Module):
 
     def __init__(self, arch: Arch, feat_dim: int, net: NetConfig) -> None:
         super().__init__()
-        self.frontend = FrontEnd(feat_dim, net.frontend_channels, net.frame_norm, resample_init=net.conv2d_bins is not None)
-        self.subsampler = Subsampler(arch.subsampling, net.subsampler_channels, arch.width,
-                                     causal=net.causal(arch.streaming), lookahead=arch.lookahead or 0, frame_norm=net.frame_norm,
-                                     bins=net.conv2d_bins)
+        self.frontend = FrontEnd(feat_dim, **frontend_options(net))
+        self.subsampler = Subsampler(arch.subsampling, d_model=arch.width, causal=net.causal(arch.streaming),
+                                     lookahead=arch.lookahead or 0, **subsampler_options(net))
         self.stack = EncoderStack(arch.layers, arch.width, arch.chunk, net)
 
     def forward(self, feats: Tensor, feat_lengths: Tensor) -> tuple[Tensor, Tensor]:

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from supernet.data.features import FeatureConfig, FeatureExtractor, lengths_to_mask, num_frames
 from supernet.nn.config import NetConfig
 
-__all__ = ["LearnableFrontEnd", "FrontEnd", "make_features", "feature_dim", "resampling_matrix"]
+__all__ = ["LearnableFrontEnd", "FrontEnd", "make_features", "feature_dim", "resampling_matrix", "frontend_options"]
 
 
 class LearnableFrontEnd(nn.Module):
@@ -87,14 +87,19 @@ def feature_dim(name: str, net: NetConfig) -> int:
 def resampling_matrix(n_in: int, n_out: int) -> Tensor:
     """(n_out, n_in) linear interpolation of n_in ordered values at n_out evenly spaced points
     (end points kept); the identity when n_in == n_out."""
-    pos = torch.linspace(0, n_in - 1, n_out) if n_out > 1 else torch.zeros(1)
-    lo = pos.floor().long().clamp(max=n_in - 1)
+    pos = torch.linspace(0, n_in - 1, n_out)
+    lo = pos.floor().long()
     hi = (lo + 1).clamp(max=n_in - 1)
     frac = pos - lo
     m = torch.zeros(n_out, n_in)
     m[torch.arange(n_out), lo] += 1 - frac
     m[torch.arange(n_out), hi] += frac
     return m
+
+
+def frontend_options(net: NetConfig) -> dict:
+    """:class:`FrontEnd` arguments that ``net`` decides (every builder passes these)."""
+    return {"channels": net.frontend_channels, "frame_norm": net.frame_norm, "resample_init": net.subsampler == "conv2d"}
 
 
 class FrontEnd(nn.Module):

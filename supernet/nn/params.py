@@ -19,9 +19,9 @@ from torch import nn
 
 from supernet.nn.blocks import EncoderLayer
 from supernet.nn.config import NetConfig
-from supernet.nn.frontend import FrontEnd, feature_dim, make_features
+from supernet.nn.frontend import FrontEnd, feature_dim, frontend_options, make_features
 from supernet.nn.heads import head_spec
-from supernet.nn.subsampler import Subsampler
+from supernet.nn.subsampler import Subsampler, subsampler_options
 from supernet.space import Arch, LayerArch
 
 __all__ = ["frontend_params", "layer_params", "decoder_params", "arch_params", "count_params"]
@@ -43,10 +43,9 @@ def _feature_params(feature: str, net: NetConfig) -> int:
 def frontend_params(feature: str, subsampling: int, width: int, net: NetConfig = _NET) -> int:
     """Everything of the encoder that is not a layer: learnable features (if any), the
     per-feature projection, the subsampler for ``subsampling`` and the final encoder LayerNorm."""
-    c = net.subsampler_channels
     with torch.device("meta"):
-        parts = [FrontEnd(feature_dim(feature, net), net.frontend_channels, net.frame_norm),
-                 Subsampler(subsampling, c, width, frame_norm=net.frame_norm, bins=net.conv2d_bins), nn.LayerNorm(width)]
+        parts = [FrontEnd(feature_dim(feature, net), **frontend_options(net)),
+                 Subsampler(subsampling, d_model=width, **subsampler_options(net)), nn.LayerNorm(width)]
     return _feature_params(feature, net) + sum(count_params(p) for p in parts)
 
 

@@ -31,9 +31,10 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from supernet.nn.config import NetConfig
 from supernet.nn.masks import lengths_to_mask
 
-__all__ = ["Subsampler", "SUBSAMPLING_STRIDES", "subsampled_lengths", "conv2d_rows"]
+__all__ = ["Subsampler", "SUBSAMPLING_STRIDES", "subsampled_lengths", "conv2d_rows", "subsampler_options"]
 
 SUBSAMPLING_STRIDES: dict[int, tuple[int, ...]] = {4: (2, 2), 6: (2, 3), 8: (2, 2, 2)}
 
@@ -43,6 +44,19 @@ def subsampled_lengths(lengths: Tensor, factor: int) -> Tensor:
     for s in SUBSAMPLING_STRIDES[factor]:
         lengths = (lengths + s - 1) // s
     return lengths
+
+
+def _time_padding(kernel: int, causal: bool) -> tuple[int, int]:
+    """(left, right) frames of padding in time: all on the left when causal, centred otherwise,
+    so a stage of stride s maps T frames to ceil(T / s) either way."""
+    if causal:
+        return kernel - 1, 0
+    return (kernel - 1) // 2, (kernel - 1) // 2
+
+
+def subsampler_options(net: NetConfig) -> dict:
+    """:class:`Subsampler` arguments that ``net`` decides (every builder passes these)."""
+    return {"channels": net.subsampler_channels, "frame_norm": net.frame_norm, "bins": net.conv2d_bins}
 
 
 class _Stage(nn.Module):
@@ -58,10 +72,8 @@ class _Stage(nn.Module):
 
     def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         h = x.masked_fill(~lengths_to_mask(lengths, x.size(1))[:, :, None], 0.0).transpose(1, 2)
-        if self.causal:
-            h = F.pad(h, [self.kernel - 1, 0])
-        else:
-            h = F.pad(h, [(self.kernel - 1) // 2, (self.kernel - 1) // 2])
+        left, right = _time_padding(self.kernel, self.causal)
+        h = F.pad(h, [left, right])
         h = F.gelu(self.norm(self.conv(h).transpose(1, 2)))
         return h, (lengths + self.stride - 1) // self.stride
 
@@ -77,17 +89,17 @@ class _Stage2d(nn.Module):
         self.kernel = 2 * stride - 1
         self.causal = causal
         self.conv = nn.Conv2d(in_channels, channels, (self.kernel, 3), stride=(stride, 2))
+        self.frame_norm = frame_norm
         self.norm = nn.LayerNorm(channels) if frame_norm else nn.Identity()
 
     def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         # x: (B, C, T, F)
         h = x.masked_fill(~lengths_to_mask(lengths, x.size(2))[:, None, :, None], 0.0)
-        if self.causal:
-            h = F.pad(h, [0, 0, self.kernel - 1, 0])  # time is dim 2: left only
-        else:
-            h = F.pad(h, [0, 0, (self.kernel - 1) // 2, (self.kernel - 1) // 2])
-        h = self.conv(h)
-        h = F.relu(self.norm(h.permute(0, 2, 3, 1)).permute(0, 3, 1, 2))
+        left, right = _time_padding(self.kernel, self.causal)
+        h = self.conv(F.pad(h, [0, 0, left, right]))  # time is dim 2
+        if self.frame_norm:  # over the channels of each cell
+            h = self.norm(h.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        h = F.relu(h)
         return h, (lengths + self.stride - 1) // self.stride
 
 
