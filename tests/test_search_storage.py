@@ -118,7 +118,7 @@ def test_resume_never_reevaluates(tiny, target):
 
 
 _WORKER = """
-import sys, time, warnings
+import glob, os, sys, time, warnings
 warnings.simplefilter("ignore")
 import optuna
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -129,7 +129,7 @@ from supernet.search.storage import StudyDB, storage_url
 from supernet.search.strategies import RandomSearch
 from supernet.space import SearchSpace
 
-url, n, seed, delay, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+url, n, seed, delay, out, together = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5], int(sys.argv[6])
 space = SearchSpace.from_yaml({tiny!r})
 
 class Slow:
@@ -141,16 +141,23 @@ class Slow:
         return self.ev.evaluate(arch)
 
 db = StudyDB(url, "par", space, ("wer", "latency_ms"))
+# start together: imports take seconds and vary, the whole search well under one, so a worker
+# that got there late would find the budget spent and the race would not happen
+open(out + ".ready", "w").close()
+deadline = time.time() + 120
+while len(glob.glob(os.path.join(os.path.dirname(out), "*.ready"))) < together and time.time() < deadline:
+    time.sleep(0.01)
 run_search(RandomSearch(space, Fitness(("wer", "latency_ms")), seed), Slow(), db, n_trials=n, seed=seed, progress=False)
 """
 
 
-def _worker(tmp_path: Path, url: str, n: int, seed: int, delay: float, name: str) -> tuple[subprocess.Popen, Path]:
+def _worker(tmp_path: Path, url: str, n: int, seed: int, delay: float, name: str,
+            together: int = 1) -> tuple[subprocess.Popen, Path]:
     script = tmp_path / "worker.py"
     script.write_text(_WORKER.format(tiny=str(TINY)))
     out = tmp_path / f"{name}.ids"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([sys.executable, str(script), url, str(n), str(seed), str(delay), str(out)], env=env,
+    return subprocess.Popen([sys.executable, str(script), url, str(n), str(seed), str(delay), str(out), str(together)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT), out  # fmt: skip
 
 
@@ -158,7 +165,7 @@ def _check_parallel(tmp_path: Path, url: str, n: int = 12) -> None:
     StudyDB(url, "par", SearchSpace.from_yaml(TINY), OBJ)  # create tables and study before the race
     # the same seed in both workers: they propose the same archs in the same order, so every
     # proposal is raced for; distinct seeds are the normal use, this is the hard case
-    procs = [_worker(tmp_path, url, n, 0, 0.05, f"w{i}") for i in range(2)]
+    procs = [_worker(tmp_path, url, n, 0, 0.05, f"w{i}", together=2) for i in range(2)]
     for p, _ in procs:
         out, _ = p.communicate(timeout=240)
         assert p.returncode == 0, out.decode()[-3000:]
