@@ -89,14 +89,16 @@ OPTIM = {"schedule": "cosine", "warmup": 0.05, "weight_decay": 0.01, "grad_clip"
 SPECAUGMENT = {"freq_masks": 2, "freq_width": 8, "time_masks": 2, "time_width": 20}
 
 
-def net_config(frame_norm: bool = False, causal_conv: str = "shift", causal_full_context: bool = False):
-    """The archs' fixed hyper-parameters (as the shipped fit configs: 64 subsampler channels, no
-    per-frame LayerNorm unless ``frame_norm``, causal convolutions per ``causal_conv``, in the
-    full-context arch too when ``causal_full_context``)."""
+def net_config(frame_norm: bool = False, causal_conv: str = "shift", causal_full_context: bool = False,
+               subsampler: str = "conv1d", subsampler_channels: int = 64):
+    """The archs' fixed hyper-parameters (as the shipped fit configs: a 1-D subsampler of 64
+    channels unless ``subsampler`` / ``subsampler_channels`` say otherwise, no per-frame LayerNorm
+    unless ``frame_norm``, causal convolutions per ``causal_conv``, in the full-context arch too when
+    ``causal_full_context``)."""
     from supernet.nn.config import NetConfig
 
-    return NetConfig(dropout=0.05, subsampler_channels=64, frame_norm=frame_norm, causal_conv=causal_conv,
-                     causal_full_context=causal_full_context)
+    return NetConfig(dropout=0.05, subsampler=subsampler, subsampler_channels=subsampler_channels, frame_norm=frame_norm,
+                     causal_conv=causal_conv, causal_full_context=causal_full_context)
 
 
 def train(arch, dm, minutes: float, seed: int, progress: bool, batches, tokenizer, net, init=None, lr: float = SCRATCH_LR):
@@ -241,6 +243,11 @@ def main(argv=None) -> int:
     ap.add_argument("--causal-conv", choices=["shift", "mask", "chunk"], default="shift",
                     help="how the streaming arch's convolutions use the twin's kernels (NetConfig.causal_conv; "
                          "sessions 1-6 measured shift)")
+    ap.add_argument("--subsampler", choices=["conv1d", "conv2d"], default="conv1d",
+                    help="NetConfig.subsampler: strided 1-D convolutions over time (default, sessions 1-21) or 2-D over "
+                         "time x frequency (the headline's since session 24), causal in time for the streaming arch")
+    ap.add_argument("--subsampler-channels", type=int, default=64,
+                    help="NetConfig.subsampler_channels (default 64; the headline's conv2d uses 32)")
     ap.add_argument("--causal-full-context", action="store_true",
                     help="the full-context arch's subsampler and convolutions are causal too (NetConfig.causal_full_context, "
                          "WeNet U2's causal: true)")
@@ -278,6 +285,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if not 0 <= args.lookahead < 4:
         ap.error(f"--lookahead {args.lookahead}: must be 0-3 (below the streaming arch's chunk of 4 encoder frames)")
+    if args.subsampler_channels < 1:
+        ap.error(f"--subsampler-channels {args.subsampler_channels}: must be a positive number of channels")
     if args.dynamic_chunk is not None and not 0.0 < args.dynamic_chunk < 1.0:
         ap.error(f"--dynamic-chunk {args.dynamic_chunk}: must be between 0 and 1 (exclusive): the share of chunked steps")
     if args.dynamic_chunk is not None and (args.from_scratch or args.twin or args.reuse):
@@ -322,7 +331,7 @@ def main(argv=None) -> int:
     contention = Contention(args.train_threads)
 
     models, training = {}, {}
-    net = net_config(args.frame_norm, args.causal_conv, args.causal_full_context)
+    net = net_config(args.frame_norm, args.causal_conv, args.causal_full_context, args.subsampler, args.subsampler_channels)
     stream_arch, full_arch = mobile_arch(lookahead=args.lookahead), mobile_arch(0, None)
 
     def keep(key, arch, model, res, minutes, how):
@@ -338,6 +347,11 @@ def main(argv=None) -> int:
                 units = (f" ({sub.tokenizer.kind} units there, {tok.kind} here; --tokenizer picks them)"
                          if sub.tokenizer.kind != tok.kind else "")
                 raise SystemExit(f"{run_dir / f'{key}.pt'}: another arch or vocabulary than this benchmark's{units}")
+            differ = [f"{f.name}: {getattr(sub.model.net, f.name)!r} there, {getattr(net, f.name)!r} here"
+                      for f in dataclasses.fields(net) if getattr(sub.model.net, f.name) != getattr(net, f.name)]
+            if differ:  # the result records this run's options: they must be the measured model's
+                raise SystemExit(f"{run_dir / f'{key}.pt'}: built with another net than these options say ({'; '.join(differ)}); "
+                                 "give the options the run was trained with (--subsampler, --frame-norm, --causal-conv, ...)")
             models[key], training[key] = sub.model, sub.extra.get("bench", {})
     elif args.dynamic_chunk is not None:
         stream_model, full_model, rec, fit_tok = train_dynamic_chunk(full_arch, stream_arch, data, net, args.minutes, args.dynamic_chunk,
@@ -436,7 +450,8 @@ def main(argv=None) -> int:
     }
     path = write_result(args.name, payload, config={"minutes": args.minutes, "stream_minutes": args.stream_minutes,
                                                     "from_scratch": args.from_scratch, "dev_utts": args.dev_utts,
-                                                    "causal_conv": args.causal_conv,
+                                                    "causal_conv": args.causal_conv, "subsampler": args.subsampler,
+                                                    "subsampler_channels": args.subsampler_channels,
                                                     "causal_full_context": args.causal_full_context,
                                                     "train_chunks": args.train_chunks, "lookahead": args.lookahead, "twin": str(args.twin) if args.twin else None,
                                                     "dynamic_chunk": args.dynamic_chunk, "control": str(args.control) if args.control else None,

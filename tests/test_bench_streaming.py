@@ -118,3 +118,30 @@ def test_tokenizer_option_sets_the_output_units(reuse_run, monkeypatch):
         bench.main([*args, "--tokenizer", "word"])
     with pytest.raises(SystemExit):
         bench.main([*args, "--tokenizer", "phone"])
+
+
+def test_subsampler_options_build_and_check_the_net(reuse_run, monkeypatch, tmp_path):
+    """``--subsampler conv2d --subsampler-channels 32`` builds the archs with that subsampler; a reused
+    run must have been built with the options given (the result records them); bad values are refused."""
+    from supernet.extraction import write_subnet
+    from supernet.subnet import SubnetModel
+
+    bench, run_dir, data_yaml, dm = reuse_run
+    net = bench.net_config(subsampler="conv2d", subsampler_channels=32)
+    assert (net.subsampler, net.subsampler_channels) == ("conv2d", 32)
+    assert bench.net_config().subsampler == "conv1d"  # the default every earlier row measured
+    results = []
+    monkeypatch.setattr(bench, "write_result", lambda name, payload, **kw: results.append((payload, kw)) or run_dir / "r.json")
+    args = ["--data", str(data_yaml), "--dev-utts", "2", "--no-progress", "--name", "t"]
+    with pytest.raises(SystemExit, match=r"built with another net .*subsampler: 'conv1d' there, 'conv2d' here"):
+        bench.main(["--reuse", str(run_dir), *args, "--subsampler", "conv2d", "--subsampler-channels", "32"])
+    conv2d_dir = tmp_path / "conv2d"
+    for key, arch in (("streaming", bench.mobile_arch()), ("full_context", bench.mobile_arch(0, None))):
+        write_subnet(SubnetModel(arch, dm.tokenizer.vocab_size, net).eval(), conv2d_dir / f"{key}.pt", dm.tokenizer, data={})
+    assert bench.main(["--reuse", str(conv2d_dir), *args, "--subsampler", "conv2d", "--subsampler-channels", "32"]) == 0
+    (payload, kw), = results
+    assert payload["net"]["subsampler"] == "conv2d" and payload["net"]["subsampler_channels"] == 32
+    assert kw["config"]["subsampler"] == "conv2d" and kw["config"]["subsampler_channels"] == 32
+    for bad in (["--subsampler", "conv3d"], ["--subsampler-channels", "0"]):
+        with pytest.raises(SystemExit):
+            bench.main([*args, *bad])
