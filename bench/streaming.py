@@ -175,6 +175,13 @@ def train_dynamic_chunk(full_arch, stream_arch, data, net, minutes: float, prob:
     return extract(supernet, stream_arch).eval(), full, record, result.module.tokenizer
 
 
+def net_differences(theirs, ours) -> list[str]:
+    """The NetConfig fields a saved model (``theirs``) was built with that differ from this run's
+    (``ours``), as "field: theirs there, ours here"; empty when they agree."""
+    return [f"{f.name}: {getattr(theirs, f.name)!r} there, {getattr(ours, f.name)!r} here"
+            for f in dataclasses.fields(ours) if getattr(theirs, f.name) != getattr(ours, f.name)]
+
+
 def read_full_context(path: Path, tok, full_arch, net):
     """(model, its bench record with ``from``) of a full-context model an earlier run saved, checked
     against this benchmark's arch, vocabulary and net (a full-context model does not depend on
@@ -183,9 +190,11 @@ def read_full_context(path: Path, tok, full_arch, net):
 
     sub = read_subnet(path)
     theirs = sub.model.net if net.causal_full_context else replace(sub.model.net, causal_conv=net.causal_conv)
-    if sub.tokenizer != tok or sub.model.arch != full_arch or theirs != net:
+    differ = net_differences(theirs, net)
+    if sub.tokenizer != tok or sub.model.arch != full_arch or differ:
         raise SystemExit(f"{path}: another arch, vocabulary or net than this benchmark's (a full-context model does not "
-                         "depend on causal_conv unless causal_full_context; everything else must match)")
+                         "depend on causal_conv unless causal_full_context; everything else must match)"
+                         + (f": {'; '.join(differ)}" if differ else ""))
     return sub.model, {**sub.extra.get("bench", {}), "from": str(path.parent)}
 
 
@@ -331,7 +340,8 @@ def main(argv=None) -> int:
     contention = Contention(args.train_threads)
 
     models, training = {}, {}
-    net = net_config(args.frame_norm, args.causal_conv, args.causal_full_context, args.subsampler, args.subsampler_channels)
+    net = net_config(frame_norm=args.frame_norm, causal_conv=args.causal_conv, causal_full_context=args.causal_full_context,
+                     subsampler=args.subsampler, subsampler_channels=args.subsampler_channels)
     stream_arch, full_arch = mobile_arch(lookahead=args.lookahead), mobile_arch(0, None)
 
     def keep(key, arch, model, res, minutes, how):
@@ -347,8 +357,7 @@ def main(argv=None) -> int:
                 units = (f" ({sub.tokenizer.kind} units there, {tok.kind} here; --tokenizer picks them)"
                          if sub.tokenizer.kind != tok.kind else "")
                 raise SystemExit(f"{run_dir / f'{key}.pt'}: another arch or vocabulary than this benchmark's{units}")
-            differ = [f"{f.name}: {getattr(sub.model.net, f.name)!r} there, {getattr(net, f.name)!r} here"
-                      for f in dataclasses.fields(net) if getattr(sub.model.net, f.name) != getattr(net, f.name)]
+            differ = net_differences(sub.model.net, net)
             if differ:  # the result records this run's options: they must be the measured model's
                 raise SystemExit(f"{run_dir / f'{key}.pt'}: built with another net than these options say ({'; '.join(differ)}); "
                                  "give the options the run was trained with (--subsampler, --frame-norm, --causal-conv, ...)")

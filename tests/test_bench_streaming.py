@@ -120,7 +120,7 @@ def test_tokenizer_option_sets_the_output_units(reuse_run, monkeypatch):
         bench.main([*args, "--tokenizer", "phone"])
 
 
-def test_subsampler_options_build_and_check_the_net(reuse_run, monkeypatch, tmp_path):
+def test_subsampler_options_build_and_check_the_net(reuse_run, monkeypatch, tmp_path, capsys):
     """``--subsampler conv2d --subsampler-channels 32`` builds the archs with that subsampler; a reused
     run must have been built with the options given (the result records them); bad values are refused."""
     from supernet.extraction import write_subnet
@@ -142,6 +142,8 @@ def test_subsampler_options_build_and_check_the_net(reuse_run, monkeypatch, tmp_
     (payload, kw), = results
     assert payload["net"]["subsampler"] == "conv2d" and payload["net"]["subsampler_channels"] == 32
     assert kw["config"]["subsampler"] == "conv2d" and kw["config"]["subsampler_channels"] == 32
-    for bad in (["--subsampler", "conv3d"], ["--subsampler-channels", "0"]):
-        with pytest.raises(SystemExit):
+    for bad, says in ((["--subsampler", "conv3d"], "invalid choice: 'conv3d'"),
+                      (["--subsampler-channels", "0"], "--subsampler-channels 0: must be a positive number")):
+        with pytest.raises(SystemExit) as exit_:  # refused by the argument checks, before any data or training
             bench.main([*args, *bad])
+        assert exit_.value.code == 2 and says in capsys.readouterr().err
