@@ -25,7 +25,9 @@
         --set net.frame_norm=true --tag progressive_fsdd_framenorm   # the same with the per-frame LayerNorm
     OMP_NUM_THREADS=2 .venv/bin/python bench/supernet_quality.py --config configs/fit/progressive_fsdd.yaml \
         --supernet-set seed=1 --tag progressive_fsdd_seed1   # another supernet seed, the same references
-Writes bench/results/supernet_quality[_TAG].json and the runs under runs/bench/supernet_quality/.
+    .venv/bin/python bench/supernet_quality.py --replot bench/results/supernet_quality_TAG.json   # its plot again
+Writes bench/results/supernet_quality[_TAG].json (with the supernet's own dev curve and phase
+boundaries), a plot of both sides beside it (.png), and the runs under runs/bench/supernet_quality/.
 """
 
 from __future__ import annotations
@@ -49,6 +51,91 @@ def dev_curve(run_dir: Path) -> list[dict[str, float]]:
             if row.get("dev/largest/wer"):
                 out.append({"step": int(float(row["step"])) + 1, "wer": float(row["dev/largest/wer"])})
     return out
+
+
+def supernet_curve(run_dir: Path) -> tuple[list[dict[str, float]], list[dict[str, int]]]:
+    """The supernet's own record, from its metrics.csv: (step, dev WER of the largest and the
+    smallest path) at each validation, and the first step of each progressive phase (the
+    ``train/phase`` column; empty for other strategies). Steps count as in :func:`dev_curve`."""
+    curve: list[dict[str, float]] = []
+    phases: list[dict[str, int]] = []
+    with open(run_dir / "metrics.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            step = int(float(row["step"])) + 1
+            if row.get("train/phase") and (not phases or phases[-1]["phase"] != int(float(row["train/phase"]))):
+                phases.append({"phase": int(float(row["train/phase"])), "first_step": step})
+            wers = {tag: float(row[f"dev/{tag}/wer"]) for tag in ("largest", "smallest") if row.get(f"dev/{tag}/wer")}
+            if wers:
+                curve.append({"step": step, **wers})
+    return curve, phases
+
+
+def plot_report(report: dict[str, Any], path: Path) -> Path:
+    """Left: the supernet's inherited dev WER of the largest and smallest paths over its steps,
+    with the phase boundaries and each standalone reference's final WER (dashed) and target band
+    (shaded: up to the relative gap allowed). Right: the standalone references' own curves (their
+    steps cost less, so their step axes differ). PNG, written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from supernet.utils import atomic_path
+
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    sup = report["supernet"]
+    for tag, colour in (("largest", "tab:blue"), ("smallest", "tab:orange")):
+        arch = report["archs"][tag]
+        pts = [(c["step"], c[tag]) for c in sup.get("dev_curve", []) if tag in c]
+        if pts:
+            ax.plot(*zip(*pts), marker="o", ms=3, color=colour, label=f"{tag}, inherited (4 dev batches)")
+        ax.plot([sup["steps"]], [arch["dev_wer_inherited"]], marker="*", ms=10, color=colour)
+        ref = arch["dev_wer_standalone"]
+        ax.axhline(ref, color=colour, ls="--", lw=0.8, label=f"{tag}, standalone {100 * ref:.2f} %")
+        ax.axhspan(ref, ref * (1 + report["target_relative_gap"][tag]), color=colour, alpha=0.15)
+        curve = arch["standalone_dev_curve"]
+        if curve:
+            ax2.plot([c["step"] for c in curve], [c["wer"] for c in curve], color=colour, label=f"{tag}: {arch['arch'][:38]}")
+    for p in sup.get("phases", [])[1:]:
+        ax.axvline(p["first_step"], color="grey", lw=0.6, ls=":")
+    ax.set_yscale("symlog", linthresh=0.05)
+    ax.set_xlabel("supernet step (dotted: a new phase; star: all dev utterances at the end)")
+    ax.set_ylabel("dev WER")
+    ax.set_title(f"supernet ({report['strategy']}), {sup['minutes']:.0f} min")
+    ax.legend(fontsize=7)
+    ax2.set_xscale("log")
+    ax2.set_yscale("symlog", linthresh=0.05)
+    ax2.set_xlabel("standalone step")
+    ax2.set_title(f"standalone references, {report['standalone_budget']}")
+    ax2.legend(fontsize=7)
+    for a in (ax, ax2):
+        a.set_ylim(bottom=0)  # WER; linear below 5 %, logarithmic above
+        a.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return path
+
+
+def replot(result: Path, run_dir: Path) -> Path:
+    """Draw :func:`plot_report` for a result JSON already written (``--replot``); one written
+    before the supernet's curve was recorded gets it from the supernet's metrics.csv, found where
+    the run was made or under ``run_dir`` by its folder name. The JSON itself is left as it is."""
+    import json
+
+    try:
+        report = json.loads(result.read_text())
+        sup, out_dir = report["supernet"], Path(report["provenance"]["config"]["out_dir"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SystemExit(f"--replot {result}: not a result of this script ({type(e).__name__}: {e})") from None
+    if "dev_curve" not in sup:
+        found = [d for d in (out_dir, run_dir / out_dir.name) if (d / "metrics.csv").is_file()]
+        if not found:
+            raise SystemExit(f"--replot {result}: the supernet's metrics.csv is neither in {out_dir} nor in "
+                             f"{run_dir / out_dir.name}; pass --run-dir with the folder holding {out_dir.name}/")
+        sup["dev_curve"], sup["phases"] = supernet_curve(found[0])
+    return plot_report(report, result.with_suffix(".png"))
 
 
 def standalone_key(scfg: Any, space: dict) -> str:
@@ -142,7 +229,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--run-dir", default=str(REPO / "runs/bench/supernet_quality"))
     p.add_argument("--out", default=None, help="result JSON (default bench/results/supernet_quality[_TAG].json)")
+    p.add_argument("--replot", metavar="RESULT_JSON", type=Path, default=None,
+                   help="train nothing: draw the plot of a result already written (beside it, .png)")
     args = p.parse_args(argv)
+    if args.replot:
+        print(f"wrote {replot(args.replot, Path(args.run_dir))}")
+        return 0
     if args.warm_start and args.same_steps:
         p.error("--warm-start needs the standalone largest first: drop --same-steps")
 
@@ -209,8 +301,10 @@ def main(argv: list[str] | None = None) -> int:
             "standalone_steps": alone[tag]["steps"], "standalone_minutes": alone[tag]["minutes"],
             "standalone_dev_curve": alone[tag]["dev_curve"],
         }
+    report["supernet"]["dev_curve"], report["supernet"]["phases"] = supernet_curve(Path(cfg.out_dir))
     report["provenance"] = provenance(cfg, cfg.seed)
     atomic_write_json(out, report)
+    figure = plot_report(report, out.with_suffix(".png"))
     print(f"supernet ({cfg.strategy}{', warm start' if args.warm_start else ''}): {steps} steps in {minutes:.1f} min "
           f"(budget {args.minutes} min)")
     for tag, r in report["archs"].items():
@@ -218,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{tag:8s} inherited {100 * r['dev_wer_inherited']:6.2f}%  standalone {100 * r['dev_wer_standalone']:6.2f}%  "
               f"gap {100 * r['relative_gap']:+.1f}% (target <= +{100 * report['target_relative_gap'][tag]:.0f}%)  "
               f"[{r['arch']}]  standalone curve: {curve}")
-    print(f"wrote {out}")
+    print(f"wrote {out} and {figure.name}")
     return 0
 
 

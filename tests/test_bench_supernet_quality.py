@@ -80,3 +80,58 @@ def test_supernet_set_reaches_the_supernet_only(tmp_path, monkeypatch, load_benc
     assert [Path(c.out_dir).name for c in seed7[:2]] == [Path(c.out_dir).name for c in plain[:2]]  # the same references
     assert report["supernet_overrides"] == ["seed=7"] and report["provenance"]["seed"] == 7
     assert report["archs"]["largest"]["dev_wer_inherited"] == 0.5
+
+
+def test_report_records_the_supernet_curve_and_draws_both_sides(tmp_path, monkeypatch, load_bench):
+    """The result holds the supernet's own dev curve and phase boundaries (from its metrics.csv),
+    a PNG is drawn beside it, and ``--replot`` redraws it from a result written without them."""
+    import json
+    from types import SimpleNamespace
+
+    import pytest
+    import torch
+
+    import supernet.training.run as run
+
+    def fake_fit(cfg):
+        out = Path(cfg.out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        summary = {"steps": 30, "dev": {"largest": {"wer": 0.2}, "smallest": {"wer": 0.4}}}
+        (out / "summary.json").write_text(json.dumps(summary))
+        rows = ["step,train/phase,dev/largest/wer,dev/smallest/wer"]
+        rows += [f"{s},{0 if s < 10 else 1 if s < 20 else 3},," for s in range(0, 30, 5)]
+        rows += ["9,,0.9,1.5", "19,,0.5,0.8", "29,,0.2,0.4"]
+        (out / "metrics.csv").write_text("\n".join(rows) + "\n")
+        return SimpleNamespace(summary=summary, module=SimpleNamespace(tokenizer=SimpleNamespace(vocab_size=12)))
+
+    monkeypatch.setattr(run, "fit", fake_fit)
+    bench = load_bench("supernet_quality")
+    result = tmp_path / "r.json"
+    args = ["--config", "configs/fit/progressive_fsdd.yaml", "--run-dir", str(tmp_path / "runs"),
+            "--out", str(result), "--threads", str(torch.get_num_threads())]
+    assert bench.main(args) == 0
+    report = json.loads(result.read_text())
+    assert report["supernet"]["dev_curve"] == [{"step": 10, "largest": 0.9, "smallest": 1.5},
+                                               {"step": 20, "largest": 0.5, "smallest": 0.8},
+                                               {"step": 30, "largest": 0.2, "smallest": 0.4}]
+    assert report["supernet"]["phases"] == [{"phase": 0, "first_step": 1}, {"phase": 1, "first_step": 11},
+                                            {"phase": 3, "first_step": 21}]
+    png = result.with_suffix(".png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # a result from before the curve was recorded, whose run folder moved under --run-dir
+    old = tmp_path / "old.json"
+    del report["supernet"]["dev_curve"], report["supernet"]["phases"]
+    report["provenance"]["config"]["out_dir"] = str(tmp_path / "gone" / Path(report["provenance"]["config"]["out_dir"]).name)
+    old.write_text(json.dumps(report))
+    assert bench.main(["--replot", str(old), "--run-dir", str(tmp_path / "runs")]) == 0
+    assert old.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads(old.read_text()) == report  # the JSON is left as it was
+    # nowhere to find it: the error names the result and the fix; nothing drawn
+    old.with_suffix(".png").unlink()
+    with pytest.raises(SystemExit, match=r"old\.json.*metrics\.csv.*--run-dir"):
+        bench.main(["--replot", str(old), "--run-dir", str(tmp_path / "elsewhere")])
+    assert not old.with_suffix(".png").exists()
+    (tmp_path / "junk.json").write_text("[1, 2]")
+    with pytest.raises(SystemExit, match=r"junk\.json: not a result of this script"):
+        bench.main(["--replot", str(tmp_path / "junk.json")])
