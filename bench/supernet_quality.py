@@ -70,6 +70,11 @@ def supernet_curve(run_dir: Path) -> tuple[list[dict[str, float]], list[dict[str
     return curve, phases
 
 
+def target_text(report: dict[str, Any], tag: str) -> str:
+    target = report["target_relative_gap"].get(tag)
+    return "no target" if target is None else f"target <= +{100 * target:.0f}%"
+
+
 def plot_report(report: dict[str, Any], path: Path) -> Path:
     """Left: the supernet's inherited dev WER of the largest and smallest paths over its steps,
     with the phase boundaries and each standalone reference's final WER (dashed) and target band
@@ -84,15 +89,18 @@ def plot_report(report: dict[str, Any], path: Path) -> Path:
 
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     sup = report["supernet"]
-    for tag, colour in (("largest", "tab:blue"), ("smallest", "tab:orange")):
-        arch = report["archs"][tag]
+    for tag, colour in (("largest", "tab:blue"), ("smallest", "tab:orange"), ("middle", "tab:green")):
+        arch = report["archs"].get(tag)
+        if arch is None:
+            continue
         pts = [(c["step"], c[tag]) for c in sup.get("dev_curve", []) if tag in c]
         if pts:
             ax.plot(*zip(*pts), marker="o", ms=3, color=colour, label=f"{tag}, inherited (4 dev batches)")
         ax.plot([sup["steps"]], [arch["dev_wer_inherited"]], marker="*", ms=10, color=colour)
         ref = arch["dev_wer_standalone"]
         ax.axhline(ref, color=colour, ls="--", lw=0.8, label=f"{tag}, standalone {100 * ref:.2f} %")
-        ax.axhspan(ref, ref * (1 + report["target_relative_gap"][tag]), color=colour, alpha=0.15)
+        if report["target_relative_gap"].get(tag) is not None:
+            ax.axhspan(ref, ref * (1 + report["target_relative_gap"][tag]), color=colour, alpha=0.15)
         curve = arch["standalone_dev_curve"]
         if curve:
             ax2.plot([c["step"] for c in curve], [c["wer"] for c in curve], color=colour, label=f"{tag}: {arch['arch'][:38]}")
@@ -101,7 +109,8 @@ def plot_report(report: dict[str, Any], path: Path) -> Path:
     ax.set_yscale("symlog", linthresh=0.05)
     ax.set_xlabel("supernet step (dotted: a new phase; star: all dev utterances at the end)")
     ax.set_ylabel("dev WER")
-    ax.set_title(f"supernet ({report['strategy']}), {sup['minutes']:.0f} min")
+    warm = f", warm start (+{report['warm_start_minutes']:.0f} min before)" if report.get("warm_start") else ""
+    ax.set_title(f"supernet ({report['strategy']}{warm}), {sup['minutes']:.0f} min")
     ax.legend(fontsize=7)
     ax2.set_xscale("log")
     ax2.set_yscale("symlog", linthresh=0.05)
@@ -136,6 +145,54 @@ def replot(result: Path, run_dir: Path) -> Path:
                              f"{run_dir / out_dir.name}; pass --run-dir with the folder holding {out_dir.name}/")
         sup["dev_curve"], sup["phases"] = supernet_curve(found[0])
     return plot_report(report, result.with_suffix(".png"))
+
+
+def finished_supernet(cfg: Any) -> dict[str, Any]:
+    """``--reuse-supernet``: the summary of the finished supernet run in ``cfg.out_dir``, after
+    checking that it was trained from this config (locations aside: the space file's path, the
+    output folder, the corpus cache and recordings, the warm start's folder). Anything else is refused, naming the fields."""
+    import json
+
+    import yaml
+
+    from supernet.config import from_dict, hash_view
+    from supernet.evaluation.rank_check import without_locations
+    from supernet.training.config import FitConfig
+
+    d = Path(cfg.out_dir)
+    missing = [n for n in ("summary.json", "supernet.ckpt", "config.yaml", "space.yaml") if not (d / n).is_file()]
+    if missing:
+        raise SystemExit(f"--reuse-supernet: {d} holds no finished supernet run (missing {', '.join(missing)}); "
+                         "drop --reuse-supernet to train it")
+
+    def view(c: Any) -> dict[str, Any]:
+        v = hash_view(c)
+        v["data"] = without_locations({k: x for k, x in v["data"].items() if k != "cache_dir"})
+        if v.get("init_from"):  # a warm start's reference: its folder's name is its content's hash
+            v["init_from"] = Path(v["init_from"]).parent.name
+        return {k: x for k, x in v.items() if k not in ("space", "out_dir")}
+
+    old = from_dict(FitConfig, yaml.safe_load((d / "config.yaml").read_text()), where=str(d / "config.yaml"))
+    a, b = view(old), view(cfg)
+    differ = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+    if yaml.safe_load((d / "space.yaml").read_text()) != yaml.safe_load(Path(cfg.space).read_text()):
+        differ.append("space")
+    if differ:
+        raise SystemExit(f"--reuse-supernet: {d / 'config.yaml'} differs from this command's config in "
+                         f"{', '.join(differ)}; use another --tag, or drop --reuse-supernet to train it again")
+    return json.loads((d / "summary.json").read_text())
+
+
+def score_inherited(checkpoint: Path, data_cfg: Any, archs: dict[str, Any]) -> dict[str, Any]:
+    """Dev WER of ``archs`` with the supernet's inherited weights, scored by the code that scores
+    the largest and smallest paths at the end of a fit (all dev utterances)."""
+    from supernet.data.datamodule import SpeechDataModule
+    from supernet.training.run import evaluate_archs, load_supernet
+
+    net, _, tokenizer, _ = load_supernet(checkpoint)
+    dm = SpeechDataModule(data_cfg, tokenizer=tokenizer, progress=False)
+    dm.setup("validate")
+    return evaluate_archs(net, archs, dm.val_dataloader(), dm.dev_names, tokenizer)
 
 
 def standalone_key(scfg: Any, space: dict) -> str:
@@ -229,6 +286,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--run-dir", default=str(REPO / "runs/bench/supernet_quality"))
     p.add_argument("--out", default=None, help="result JSON (default bench/results/supernet_quality[_TAG].json)")
+    p.add_argument("--middle", action="store_true",
+                   help="also the middle arch (every size choice at its middle value; no target): its standalone "
+                        "reference and its inherited dev WER")
+    p.add_argument("--reuse-supernet", action="store_true",
+                   help="score the finished supernet run of this --tag (trained from the same config) instead of "
+                        "training it again, e.g. to add --middle to a result")
     p.add_argument("--replot", metavar="RESULT_JSON", type=Path, default=None,
                    help="train nothing: draw the plot of a result already written (beside it, .png)")
     args = p.parse_args(argv)
@@ -264,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     for item in args.supernet_overrides:  # after the references' config is fixed: they do not see these
         base = apply_override(base, item)
     space = SearchSpace.from_yaml(cfg.space)
-    archs = {"largest": space.largest(), "smallest": space.smallest()}
+    archs = {"largest": space.largest(), "smallest": space.smallest(), **({"middle": space.middle()} if args.middle else {})}
     ref_cfg = cfg
     alone = {} if args.same_steps else {tag: run_standalone(ref_cfg, arch, tag, alone_minutes, root) for tag, arch in archs.items()}
     if args.standalone_only:
@@ -274,10 +337,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.warm_start or args.supernet_overrides:
         init = {"init_from": alone["largest"]["checkpoint"]} if args.warm_start else {}
         cfg = from_dict(FitConfig, {**base, "out_dir": cfg.out_dir, **init}, where=args.config)
-    t0 = time.perf_counter()
-    sup = fit(cfg)
-    minutes = (time.perf_counter() - t0) / 60
-    steps = sup.summary["steps"]
+    if args.reuse_supernet:
+        from supernet.training.run import load_supernet
+
+        summary = finished_supernet(cfg)
+        minutes, checkpoint = summary["elapsed_s"] / 60, Path(cfg.out_dir) / "supernet.ckpt"
+        vocab_size = load_supernet(checkpoint)[2].vocab_size
+        print(f"supernet: reusing {cfg.out_dir} ({summary['steps']} steps)", flush=True)
+    else:
+        t0 = time.perf_counter()
+        sup = fit(cfg)
+        minutes, summary, checkpoint = (time.perf_counter() - t0) / 60, sup.summary, Path(cfg.out_dir) / "supernet.ckpt"
+        vocab_size = sup.module.tokenizer.vocab_size
+    steps = summary["steps"]
+    inherited = {tag: summary["dev"][tag]["wer"] for tag in archs if tag in summary["dev"]}
+    others = {tag: arch for tag, arch in archs.items() if tag not in inherited}
+    if others:
+        inherited.update({tag: r["wer"] for tag, r in score_inherited(checkpoint, cfg.data, others).items()})
     if args.same_steps:
         alone = {tag: run_standalone(ref_cfg, arch, tag, None, root, steps=steps) for tag, arch in archs.items()}
     report: dict[str, Any] = {
@@ -285,19 +361,18 @@ def main(argv: list[str] | None = None) -> int:
         "strategy": cfg.strategy, "budget_minutes": args.minutes,
         "warm_start": alone["largest"]["dir"] if args.warm_start else None,
         "warm_start_minutes": alone["largest"]["minutes"] if args.warm_start else 0.0,
-        "supernet": {"steps": steps, "minutes": round(minutes, 2), "dev": sup.summary["dev"],
-                     "init_report": sup.summary.get("init_from")},
+        "supernet": {"steps": steps, "minutes": round(minutes, 2), "dev": summary["dev"],
+                     "init_report": summary.get("init_from"), "reused": args.reuse_supernet},
         "standalone_budget": f"{steps} steps (the supernet's)" if args.same_steps else f"{alone_minutes} min",
         "archs": {},
-        "target_relative_gap": {"largest": 0.15, "smallest": 0.25},
+        "target_relative_gap": {"largest": 0.15, "smallest": 0.25},  # issue #9; none for the middle arch
     }
     for tag, arch in archs.items():
-        inherited = sup.summary["dev"][tag]["wer"]
         standalone = alone[tag]["dev_wer"]
         report["archs"][tag] = {
-            "arch": arch.describe(), "params": space.params(arch, sup.module.tokenizer.vocab_size),
-            "dev_wer_inherited": inherited, "dev_wer_standalone": standalone,
-            "relative_gap": (inherited - standalone) / max(standalone, 1e-9),
+            "arch": arch.describe(), "params": space.params(arch, vocab_size),
+            "dev_wer_inherited": inherited[tag], "dev_wer_standalone": standalone,
+            "relative_gap": (inherited[tag] - standalone) / max(standalone, 1e-9),
             "standalone_steps": alone[tag]["steps"], "standalone_minutes": alone[tag]["minutes"],
             "standalone_dev_curve": alone[tag]["dev_curve"],
         }
@@ -310,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     for tag, r in report["archs"].items():
         curve = ", ".join(f"{c['step']}:{100 * c['wer']:.1f}%" for c in r["standalone_dev_curve"])
         print(f"{tag:8s} inherited {100 * r['dev_wer_inherited']:6.2f}%  standalone {100 * r['dev_wer_standalone']:6.2f}%  "
-              f"gap {100 * r['relative_gap']:+.1f}% (target <= +{100 * report['target_relative_gap'][tag]:.0f}%)  "
+              f"gap {100 * r['relative_gap']:+.1f}% ({target_text(report, tag)})  "
               f"[{r['arch']}]  standalone curve: {curve}")
     print(f"wrote {out} and {figure.name}")
     return 0

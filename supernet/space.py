@@ -519,7 +519,10 @@ class SearchSpace:
 
         return self.generate(choose)
 
-    def _extreme(self, larger: bool, fixed: dict[str, Any]) -> Arch:
+    def _extreme(self, larger: bool | float, fixed: dict[str, Any]) -> Arch:
+        """The arch whose every size dimension sits at ``larger`` of its range (True / 1.0: the
+        maximum, False / 0.0: the minimum, 0.5: the middle value, the lower one of an even
+        count); categorical dimensions take their first value; ``fixed`` pins any of them."""
         known = {f.name for f in fields(Arch)} | {f.name for f in fields(LayerArch)} | {"depth"}
         unknown = sorted(set(fixed) - known - {"layers"})
         if unknown or "layers" in fixed:
@@ -532,7 +535,8 @@ class SearchSpace:
                     raise ValueError(f"{f}={fixed[f]!r} is not available at {'.'.join(map(str, key))}; available: {values}")
                 return fixed[f]
             if f in _SIZE_FIELDS or f in _INVERSE_SIZE_FIELDS:
-                return max(values) if larger == (f in _SIZE_FIELDS) else min(values)
+                ordered = sorted(values, reverse=f in _INVERSE_SIZE_FIELDS)  # smallest compute first
+                return ordered[math.floor((len(ordered) - 1) * float(larger))]
             return values[0]
 
         return self.generate(choose)
@@ -547,6 +551,12 @@ class SearchSpace:
     def smallest(self, **fixed: Any) -> Arch:
         """The smallest arch: as :meth:`largest` with every size dimension at its minimum."""
         return self._extreme(False, fixed)
+
+    def middle(self, **fixed: Any) -> Arch:
+        """The middle arch: as :meth:`largest` with every size dimension at the middle of its
+        values (the lower middle of an even count: heads 2 of 2/4, depth 4 of 2-6). A third
+        point between the two extremes for quality checks (issue #9's median subnet)."""
+        return self._extreme(0.5, fixed)
 
     def enumerate(self) -> Iterator[Arch]:
         """Every arch of the space, in a fixed order. Only for small spaces (see :meth:`count`)."""

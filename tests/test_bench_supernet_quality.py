@@ -135,3 +135,72 @@ def test_report_records_the_supernet_curve_and_draws_both_sides(tmp_path, monkey
     (tmp_path / "junk.json").write_text("[1, 2]")
     with pytest.raises(SystemExit, match=r"junk\.json: not a result of this script"):
         bench.main(["--replot", str(tmp_path / "junk.json")])
+
+
+def test_middle_arch_and_reusing_a_finished_supernet(tmp_path, monkeypatch, load_bench):
+    """``--middle`` adds the middle arch (reference + inherited WER, no target); ``--reuse-supernet``
+    scores a finished supernet run of the same config instead of training it, and refuses one
+    trained from another config (naming the field) or a folder without a finished run."""
+    import json
+    import shutil
+    from types import SimpleNamespace
+
+    import pytest
+    import torch
+    import yaml
+
+    import supernet.training.run as run
+    from supernet.config import to_dict
+
+    trained = []
+
+    def fake_fit(cfg):
+        trained.append(Path(cfg.out_dir).name)
+        out = Path(cfg.out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        summary = {"steps": 5, "elapsed_s": 60.0, "dev": {"largest": {"wer": 0.5}, "smallest": {"wer": 0.6}}}
+        (out / "summary.json").write_text(json.dumps(summary))
+        (out / "metrics.csv").write_text("step,dev/largest/wer\n4,0.5\n")
+        (out / "supernet.ckpt").write_bytes(b"weights")
+        (out / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg)))
+        shutil.copyfile(cfg.space, out / "space.yaml")
+        return SimpleNamespace(summary=summary, module=SimpleNamespace(tokenizer=SimpleNamespace(vocab_size=12)))
+
+    scored = []
+
+    def fake_score(checkpoint, data_cfg, archs):
+        scored.append((Path(checkpoint).parent.name, {t: a.describe() for t, a in archs.items()}))
+        return {t: {"wer": 0.3} for t in archs}
+
+    monkeypatch.setattr(run, "fit", fake_fit)
+    monkeypatch.setattr(run, "load_supernet", lambda path: (None, None, SimpleNamespace(vocab_size=12), {}))
+    bench = load_bench("supernet_quality")
+    monkeypatch.setattr(bench, "score_inherited", fake_score)
+
+    def main(*extra: str) -> dict:
+        result = tmp_path / "r.json"
+        args = ["--config", "configs/fit/progressive_fsdd.yaml", "--run-dir", str(tmp_path / "runs"), "--tag", "t",
+                "--out", str(result), "--threads", str(torch.get_num_threads()), *extra]
+        assert bench.main(args) == 0
+        return json.loads(result.read_text())
+
+    report = main("--middle")
+    assert trained == [n for n in trained if n.startswith("standalone_")][:3] + ["supernet_t"] and len(trained) == 4
+    assert [n.split("_")[1] for n in trained[:3]] == ["largest", "smallest", "middle"]
+    assert scored == [("supernet_t", {"middle": "logmel80/4 w144 [conformer(mha,h2,f2,k15) x4] ctc full"})]
+    middle = report["archs"]["middle"]
+    assert middle["dev_wer_inherited"] == 0.3 and middle["dev_wer_standalone"] == 0.5
+    assert "middle" not in report["target_relative_gap"] and report["supernet"]["reused"] is False
+
+    # the same command again with --reuse-supernet: nothing trains, the same numbers come back
+    trained.clear()
+    again = main("--middle", "--reuse-supernet")
+    assert trained == [] and again["supernet"]["reused"] is True and again["supernet"]["minutes"] == 1.0
+    assert {t: a["dev_wer_inherited"] for t, a in again["archs"].items()} == {"largest": 0.5, "smallest": 0.6, "middle": 0.3}
+    # another supernet config under that tag is refused, naming what differs; nothing is written
+    (tmp_path / "r.json").unlink()
+    with pytest.raises(SystemExit, match=r"config\.yaml differs from this command's config in seed; use another --tag"):
+        main("--reuse-supernet", "--supernet-set", "seed=3")
+    with pytest.raises(SystemExit, match=r"holds no finished supernet run \(missing summary\.json"):
+        main("--reuse-supernet", "--tag", "never_trained")
+    assert not (tmp_path / "r.json").exists() and trained == []

@@ -380,6 +380,17 @@ def test_largest_and_smallest(constrained, tiny):
         tiny.largest(colour="red")
 
 
+def test_middle_sits_between_the_extremes():
+    space = SearchSpace.from_yaml(SPACES / "conformer_elastic.yaml", cost_model=ToyCost())
+    mid = space.middle()
+    assert mid in space
+    # width 96/144/192, depth 2-6, heads 2/4, FFN 2/4, kernel 7/15/31: the middle value, the lower of two
+    assert (mid.width, mid.depth) == (144, 4)
+    assert {(la.heads, la.ffn_ratio, la.kernel) for la in mid.layers[:mid.depth]} == {(2, 2, 15)}
+    assert space.params(space.smallest(), 32) < space.params(mid, 32) < space.params(space.largest(), 32)
+    assert space.middle(depth=6).depth == 6
+
+
 def test_largest_is_the_params_maximum_of_the_elastic_conformer():
     space = SearchSpace.from_yaml(SPACES / "conformer_elastic.yaml", cost_model=ToyCost())
     cm = ToyCost()
