@@ -56,7 +56,7 @@ def dev_curve(run_dir: Path) -> list[dict[str, float]]:
 def supernet_curve(run_dir: Path) -> tuple[list[dict[str, float]], list[dict[str, int]]]:
     """The supernet's own record, from its metrics.csv: (step, dev WER of the largest and the
     smallest path) at each validation, and the first step of each progressive phase (the
-    ``train/phase`` column; empty for other strategies). Steps count as in :func:`dev_curve`."""
+    ``train/phase`` column, to the logging interval; empty for other strategies). Steps count as in :func:`dev_curve`."""
     curve: list[dict[str, float]] = []
     phases: list[dict[str, int]] = []
     with open(run_dir / "metrics.csv", newline="") as f:
@@ -89,13 +89,15 @@ def plot_report(report: dict[str, Any], path: Path) -> Path:
 
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     sup = report["supernet"]
+    limit = report.get("provenance", {}).get("config", {}).get("trainer", {}).get("limit_val_batches")
+    batches = f"{limit} dev batches" if limit else "all dev"
     for tag, colour in (("largest", "tab:blue"), ("smallest", "tab:orange"), ("middle", "tab:green")):
         arch = report["archs"].get(tag)
         if arch is None:
             continue
         pts = [(c["step"], c[tag]) for c in sup.get("dev_curve", []) if tag in c]
         if pts:
-            ax.plot(*zip(*pts), marker="o", ms=3, color=colour, label=f"{tag}, inherited (4 dev batches)")
+            ax.plot(*zip(*pts), marker="o", ms=3, color=colour, label=f"{tag}, inherited ({batches})")
         ax.plot([sup["steps"]], [arch["dev_wer_inherited"]], marker="*", ms=10, color=colour)
         ref = arch["dev_wer_standalone"]
         ax.axhline(ref, color=colour, ls="--", lw=0.8, label=f"{tag}, standalone {100 * ref:.2f} %")
