@@ -44,19 +44,16 @@ sys.path.insert(0, str(REPO))
 
 
 def dev_curve(run_dir: Path) -> list[dict[str, float]]:
-    """(step, dev WER of the arch) at each validation of a standalone run, from metrics.csv."""
-    out = []
-    with open(run_dir / "metrics.csv", newline="") as f:
-        for row in csv.DictReader(f):
-            if row.get("dev/largest/wer"):
-                out.append({"step": int(float(row["step"])) + 1, "wer": float(row["dev/largest/wer"])})
-    return out
+    """(step, dev WER of the arch) at each validation of a standalone run, from metrics.csv (its
+    one arch is its largest path: :func:`supernet_curve`'s ``largest`` column)."""
+    return [{"step": c["step"], "wer": c["largest"]} for c in supernet_curve(run_dir)[0] if "largest" in c]
 
 
 def supernet_curve(run_dir: Path) -> tuple[list[dict[str, float]], list[dict[str, int]]]:
     """The supernet's own record, from its metrics.csv: (step, dev WER of the largest and the
     smallest path) at each validation, and the first step of each progressive phase (the
-    ``train/phase`` column, to the logging interval; empty for other strategies). Steps count as in :func:`dev_curve`."""
+    ``train/phase`` column, to the logging interval; empty for other strategies). A step counts
+    the steps done (the logged index + 1)."""
     curve: list[dict[str, float]] = []
     phases: list[dict[str, int]] = []
     with open(run_dir / "metrics.csv", newline="") as f:
