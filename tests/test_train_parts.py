@@ -273,6 +273,38 @@ def test_dynamic_chunk_steps_stream_every_path_with_one_drawn_chunk(space):
         strategy(0.5, no_stream)
 
 
+def test_smallest_share_trains_the_small_end_alone_on_some_steps(space):
+    """smallest_share: that share of a phase's steps runs the phase's smallest path alone (no
+    teacher); the other steps are the same sandwich steps as without it; seeded by (seed, step)."""
+    from supernet.training.config import PhaseConfig, load_fit_config
+    from supernet.training.strategies import PathStrategy
+
+    def strategy(share: float, seed: int = 0) -> PathStrategy:
+        phases = [{"name": "a", "steps": 10},
+                  {"name": "b", "open": ["kernel", "depth"], "steps": 10, "num_random": 1, "smallest_share": share}]
+        return PathStrategy(load_fit_config(REPO / "configs/fit/tiny.yaml", strategy="progressive", seed=seed,
+                                            progressive={"phases": phases}), space)
+
+    s, plain = strategy(0.75), strategy(0.0)
+    assert [s.paths(0.1, step) for step in range(20)] == [[("largest", space.largest())]] * 20  # phase 0 untouched
+    steps = [s.paths(0.9, step) for step in range(200)]
+    assert steps == [strategy(0.75).paths(0.9, step) for step in range(200)]  # (seed, step) decide
+    alone = [step for step, paths in enumerate(steps) if len(paths) == 1]
+    assert 120 <= len(alone) <= 180  # about 75 % of the steps
+    smallest = s.samplers[1].smallest()
+    assert smallest != space.largest() and smallest.depth < space.largest().depth
+    assert all(steps[i] == [("smallest", smallest)] for i in alone)
+    # the other steps are exactly the sandwich steps the phase runs without the option
+    assert all(paths == plain.paths(0.9, step) for step, paths in enumerate(steps) if step not in alone)
+    assert [len(p) for p in steps if len(p) > 1] == [3] * (200 - len(alone))  # largest, smallest, 1 random
+    other = [p for p in (strategy(0.75, seed=1).paths(0.9, step) for step in range(200))]
+    assert [len(p) == 1 for p in other] != [len(p) == 1 for p in steps]  # another seed, other steps
+    with pytest.raises(ValueError, match="smallest_share must be in"):
+        PhaseConfig("x", ("kernel",), smallest_share=1.0)
+    with pytest.raises(ValueError, match="needs an open dimension"):
+        PhaseConfig("x", (), smallest_share=0.5)
+
+
 def test_alpha_plot_written(tmp_path):
     from supernet.training.alpha import entropy, plot_alpha_history
 

@@ -123,6 +123,11 @@ class PhaseConfig:
             stream stays full context). The shared weights then serve chunked attention and causal
             convolutions before the streaming archs are opened, instead of meeting them cold.
             0: full context only (the largest arch's value) until ``streaming`` opens.
+        smallest_share: share of this phase's steps that train the phase's smallest path alone,
+            on the labels (no teacher, no other path). Such a step costs a fraction of a sandwich
+            step (the smallest path's forward and backward only), so the small end of the space
+            gets several updates for each update of the largest path. 0: every step is a
+            sandwich step. Needs an open dimension (with none, the smallest path is the largest).
     """
 
     name: str
@@ -133,6 +138,7 @@ class PhaseConfig:
     warmup: float | None = None
     num_random: int = 2
     streaming_prob: float = 0.0
+    smallest_share: float = 0.0
 
     def __post_init__(self) -> None:
         bad = [d for d in self.open if d not in DIMENSIONS + ("all",)]
@@ -151,6 +157,12 @@ class PhaseConfig:
         if self.streaming_prob and ({"streaming", "all"} & set(self.open)):
             raise ValueError(f"phase {self.name!r}: streaming_prob applies only while 'streaming' is closed; this phase "
                              "opens it (its paths draw their own chunk): set streaming_prob to 0 or close 'streaming'")
+        if not 0.0 <= self.smallest_share < 1.0:
+            raise ValueError(f"phase {self.name!r}: smallest_share must be in [0, 1) (a share of the phase's steps), "
+                             f"got {self.smallest_share}")
+        if self.smallest_share and not self.open:
+            raise ValueError(f"phase {self.name!r}: smallest_share {self.smallest_share} needs an open dimension "
+                             "(with open: [] the smallest path is the largest); set it to 0 or open a dimension")
 
 
 def _default_phases() -> list[PhaseConfig]:

@@ -118,6 +118,8 @@ class PathStrategy(Strategy):
             return [("random", sampler.sample(rng))]
         if not phase.open:
             paths = [("largest", sampler.largest())]
+        elif phase.smallest_share and step_rng(self.cfg.seed, step, "smallest").random() < phase.smallest_share:
+            paths = [("smallest", sampler.smallest())]  # a small-end step: the smallest path alone, on the labels
         else:
             drawn = sampler.paths(rng, phase.num_random)
             paths = [("largest", drawn[0]), ("smallest", drawn[1])] + [("random", a) for a in drawn[2:]]
