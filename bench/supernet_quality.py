@@ -67,6 +67,19 @@ def supernet_curve(run_dir: Path) -> tuple[list[dict[str, float]], list[dict[str
     return curve, phases
 
 
+def own_steps_to_match(report: dict[str, Any], tag: str) -> dict[str, Any]:
+    """How many of its own steps the standalone reference needed to first reach the inherited
+    path's WER: the first step of the reference's dev curve at or below it. Both sides on the same
+    validation batches where the supernet's curve has the path (the largest and the smallest: its
+    last point); otherwise (the middle arch) against the inherited WER on all dev utterances, which
+    the ``on`` field says. ``step`` is None where the reference never got there."""
+    r = report["archs"][tag]
+    last = (report["supernet"].get("dev_curve") or [{}])[-1]
+    wer, on = (last[tag], "validation batches") if tag in last else (r["dev_wer_inherited"], "all dev utterances")
+    step = next((c["step"] for c in r["standalone_dev_curve"] if c["wer"] <= wer + 1e-9), None)
+    return {"wer": wer, "on": on, "step": step}
+
+
 def target_text(report: dict[str, Any], tag: str) -> str:
     target = report["target_relative_gap"].get(tag)
     return "no target" if target is None else f"target <= +{100 * target:.0f}%"
@@ -376,6 +389,8 @@ def main(argv: list[str] | None = None) -> int:
             "standalone_dev_curve": alone[tag]["dev_curve"],
         }
     report["supernet"]["dev_curve"], report["supernet"]["phases"] = supernet_curve(Path(cfg.out_dir))
+    for tag, r in report["archs"].items():  # what the inherited weights are worth in the reference's own steps
+        r["standalone_steps_to_inherited_wer"] = own_steps_to_match(report, tag)
     report["provenance"] = provenance(cfg, cfg.seed)
     atomic_write_json(out, report)
     figure = plot_report(report, out.with_suffix(".png"))
@@ -385,7 +400,9 @@ def main(argv: list[str] | None = None) -> int:
         curve = ", ".join(f"{c['step']}:{100 * c['wer']:.1f}%" for c in r["standalone_dev_curve"])
         print(f"{tag:8s} inherited {100 * r['dev_wer_inherited']:6.2f}%  standalone {100 * r['dev_wer_standalone']:6.2f}%  "
               f"gap {100 * r['relative_gap']:+.1f}% ({target_text(report, tag)})  "
-              f"[{r['arch']}]  standalone curve: {curve}")
+              f"[{r['arch']}]  standalone reached {100 * r['standalone_steps_to_inherited_wer']['wer']:.1f}% "
+              f"({r['standalone_steps_to_inherited_wer']['on']}) at step {r['standalone_steps_to_inherited_wer']['step']} "
+              f"of {r['standalone_steps']}; standalone curve: {curve}")
     print(f"wrote {out} and {figure.name}")
     return 0
 

@@ -116,6 +116,14 @@ def test_report_records_the_supernet_curve_and_draws_both_sides(tmp_path, monkey
                                                {"step": 30, "largest": 0.2, "smallest": 0.4}]
     assert report["supernet"]["phases"] == [{"phase": 0, "first_step": 1}, {"phase": 1, "first_step": 11},
                                             {"phase": 3, "first_step": 21}]
+    # the references (fake runs with the same curve) first reached the inherited WERs (0.2 and 0.4
+    # on the validation batches, the supernet's last point) at their step 30
+    assert report["archs"]["largest"]["standalone_steps_to_inherited_wer"] == {"wer": 0.2, "on": "validation batches", "step": 30}
+    assert report["archs"]["smallest"]["standalone_steps_to_inherited_wer"] == {"wer": 0.4, "on": "validation batches", "step": 30}
+    report["archs"]["smallest"]["standalone_dev_curve"] = [{"step": 10, "wer": 0.9}, {"step": 20, "wer": 0.4}]
+    assert bench.own_steps_to_match(report, "smallest")["step"] == 20  # the first at or below, not the last
+    report["archs"]["smallest"]["standalone_dev_curve"] = [{"step": 10, "wer": 0.9}]
+    assert bench.own_steps_to_match(report, "smallest")["step"] is None  # never reached
     png = result.with_suffix(".png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -190,6 +198,8 @@ def test_middle_arch_and_reusing_a_finished_supernet(tmp_path, monkeypatch, load
     assert scored == [("supernet_t", {"middle": "logmel80/4 w144 [conformer(mha,h2,f2,k15) x4] ctc full"})]
     middle = report["archs"]["middle"]
     assert middle["dev_wer_inherited"] == 0.3 and middle["dev_wer_standalone"] == 0.5
+    # the middle arch is not on the supernet's curve: matched on all dev utterances; never reached
+    assert middle["standalone_steps_to_inherited_wer"] == {"wer": 0.3, "on": "all dev utterances", "step": None}
     assert "middle" not in report["target_relative_gap"] and report["supernet"]["reused"] is False
 
     # the same command again with --reuse-supernet: nothing trains, the same numbers come back
