@@ -195,14 +195,19 @@ def finished_supernet(cfg: Any) -> dict[str, Any]:
     return json.loads((d / "summary.json").read_text())
 
 
-def score_inherited(checkpoint: Path, data_cfg: Any, archs: dict[str, Any]) -> dict[str, Any]:
-    """Dev WER of ``archs`` with the supernet's inherited weights, scored by the code that scores
-    the largest and smallest paths at the end of a fit (all dev utterances)."""
+def score_inherited(checkpoint: Path, data_cfg: Any, archs: dict[str, Any], split: str = "dev") -> dict[str, Any]:
+    """WER of ``archs`` with the checkpoint's weights on every utterance of the ``dev`` (held-in
+    speakers) or ``test`` split (FSDD: unseen speakers), scored by the code that scores the
+    largest and smallest paths at the end of a fit. A standalone reference is a one-arch supernet
+    checkpoint, scored the same way."""
     from supernet.data.datamodule import SpeechDataModule
     from supernet.training.run import evaluate_archs, load_supernet
 
     net, _, tokenizer, _ = load_supernet(checkpoint)
     dm = SpeechDataModule(data_cfg, tokenizer=tokenizer, progress=False)
+    if split == "test":
+        dm.setup("test")
+        return evaluate_archs(net, archs, dm.test_dataloader(), dm.test_names, tokenizer)
     dm.setup("validate")
     return evaluate_archs(net, archs, dm.val_dataloader(), dm.dev_names, tokenizer)
 
@@ -304,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reuse-supernet", action="store_true",
                    help="score the finished supernet run of this --tag (trained from the same config) instead of "
                         "training it again, e.g. to add --middle to a result")
+    p.add_argument("--test", action="store_true",
+                   help="also score every arch, inherited and standalone, on the test split (FSDD: the unseen "
+                        "speakers; more words than dev, so smaller gaps can be told from noise); no target")
     p.add_argument("--replot", metavar="RESULT_JSON", type=Path, default=None,
                    help="train nothing: draw the plot of a result already written (beside it, .png)")
     args = p.parse_args(argv)
@@ -388,6 +396,14 @@ def main(argv: list[str] | None = None) -> int:
             "standalone_steps": alone[tag]["steps"], "standalone_minutes": alone[tag]["minutes"],
             "standalone_dev_curve": alone[tag]["dev_curve"],
         }
+    if args.test:  # the same archs on the unseen-speaker set: inherited, then each reference's own checkpoint
+        print("scoring on the test split", flush=True)
+        test = score_inherited(checkpoint, cfg.data, archs, "test")
+        for tag, arch in archs.items():
+            alone_test = score_inherited(Path(alone[tag]["checkpoint"]), cfg.data, {tag: arch}, "test")[tag]["wer"]
+            r = report["archs"][tag]
+            r.update({"test_wer_inherited": test[tag]["wer"], "test_wer_standalone": alone_test,
+                      "test_relative_gap": (test[tag]["wer"] - alone_test) / max(alone_test, 1e-9)})
     report["supernet"]["dev_curve"], report["supernet"]["phases"] = supernet_curve(Path(cfg.out_dir))
     for tag, r in report["archs"].items():  # what the inherited weights are worth in the reference's own steps
         r["standalone_steps_to_inherited_wer"] = own_steps_to_match(report, tag)
@@ -403,6 +419,9 @@ def main(argv: list[str] | None = None) -> int:
               f"[{r['arch']}]  standalone reached {100 * r['standalone_steps_to_inherited_wer']['wer']:.1f}% "
               f"({r['standalone_steps_to_inherited_wer']['on']}) at step {r['standalone_steps_to_inherited_wer']['step']} "
               f"of {r['standalone_steps']}; standalone curve: {curve}")
+        if "test_wer_inherited" in r:
+            print(f"{tag:8s} test: inherited {100 * r['test_wer_inherited']:6.2f}%  standalone "
+                  f"{100 * r['test_wer_standalone']:6.2f}%  gap {100 * r['test_relative_gap']:+.1f}%")
     print(f"wrote {out} and {figure.name}")
     return 0
 

@@ -176,9 +176,10 @@ def test_middle_arch_and_reusing_a_finished_supernet(tmp_path, monkeypatch, load
 
     scored = []
 
-    def fake_score(checkpoint, data_cfg, archs):
-        scored.append((Path(checkpoint).parent.name, {t: a.describe() for t, a in archs.items()}))
-        return {t: {"wer": 0.3} for t in archs}
+    def fake_score(checkpoint, data_cfg, archs, split="dev"):
+        scored.append((Path(checkpoint).parent.name, {t: a.describe() for t, a in archs.items()}, split))
+        return {t: {"wer": 0.3 if split == "dev" else 0.2 if Path(checkpoint).parent.name == "supernet_t" else 0.1}
+                for t in archs}
 
     monkeypatch.setattr(run, "fit", fake_fit)
     monkeypatch.setattr(run, "load_supernet", lambda path: (None, None, SimpleNamespace(vocab_size=12), {}))
@@ -195,7 +196,7 @@ def test_middle_arch_and_reusing_a_finished_supernet(tmp_path, monkeypatch, load
     report = main("--middle")
     assert trained == [n for n in trained if n.startswith("standalone_")][:3] + ["supernet_t"] and len(trained) == 4
     assert [n.split("_")[1] for n in trained[:3]] == ["largest", "smallest", "middle"]
-    assert scored == [("supernet_t", {"middle": "logmel80/4 w144 [conformer(mha,h2,f2,k15) x4] ctc full"})]
+    assert scored == [("supernet_t", {"middle": "logmel80/4 w144 [conformer(mha,h2,f2,k15) x4] ctc full"}, "dev")]
     middle = report["archs"]["middle"]
     assert middle["dev_wer_inherited"] == 0.3 and middle["dev_wer_standalone"] == 0.5
     # the middle arch is not on the supernet's curve: matched on all dev utterances; never reached
@@ -207,6 +208,17 @@ def test_middle_arch_and_reusing_a_finished_supernet(tmp_path, monkeypatch, load
     again = main("--middle", "--reuse-supernet")
     assert trained == [] and again["supernet"]["reused"] is True and again["supernet"]["minutes"] == 1.0
     assert {t: a["dev_wer_inherited"] for t, a in again["archs"].items()} == {"largest": 0.5, "smallest": 0.6, "middle": 0.3}
+    assert "test_wer_inherited" not in again["archs"]["largest"]
+    # --test: every arch on the test split, the supernet's weights and each reference's own
+    scored.clear()
+    tested = main("--middle", "--reuse-supernet", "--test")
+    described = {t: a["arch"] for t, a in tested["archs"].items()}
+    assert trained == [] and [s[2] for s in scored] == ["dev"] + ["test"] * 4  # the middle's dev score first
+    assert scored[1] == ("supernet_t", described, "test")
+    assert sorted((s[0].split("_")[1], s[1]) for s in scored[2:]) == sorted((t, {t: d}) for t, d in described.items())  # the references
+    for t, a in tested["archs"].items():
+        assert (a["test_wer_inherited"], a["test_wer_standalone"]) == (0.2, 0.1) and a["test_relative_gap"] == pytest.approx(1.0)
+        assert a["dev_wer_inherited"] == again["archs"][t]["dev_wer_inherited"]  # dev figures unchanged
     # another supernet config under that tag is refused, naming what differs; nothing is written
     (tmp_path / "r.json").unlink()
     with pytest.raises(SystemExit, match=r"config\.yaml differs from this command's config in seed; use another --tag"):
