@@ -128,6 +128,8 @@ class PhaseConfig:
             step (the smallest path's forward and backward only), so the small end of the space
             gets several updates for each update of the largest path. 0: every step is a
             sandwich step. Needs an open dimension (with none, the smallest path is the largest).
+            On such a step ``train/loss`` is the smallest path's loss (``train/loss_largest`` is
+            logged only on sandwich steps).
     """
 
     name: str
