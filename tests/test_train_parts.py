@@ -288,7 +288,8 @@ def test_smallest_share_trains_the_small_end_alone_on_some_steps(space):
     s, plain = strategy(0.75), strategy(0.0)
     assert [s.paths(0.1, step) for step in range(20)] == [[("largest", space.largest())]] * 20  # phase 0 untouched
     steps = [s.paths(0.9, step) for step in range(200)]
-    assert steps == [strategy(0.75).paths(0.9, step) for step in range(200)]  # (seed, step) decide
+    again, seed1 = strategy(0.75), strategy(0.75, seed=1)
+    assert steps == [again.paths(0.9, step) for step in range(200)]  # (seed, step) decide
     alone = [step for step, paths in enumerate(steps) if len(paths) == 1]
     assert 120 <= len(alone) <= 180  # about 75 % of the steps
     smallest = s.samplers[1].smallest()
@@ -297,7 +298,7 @@ def test_smallest_share_trains_the_small_end_alone_on_some_steps(space):
     # the other steps are exactly the sandwich steps the phase runs without the option
     assert all(paths == plain.paths(0.9, step) for step, paths in enumerate(steps) if step not in alone)
     assert [len(p) for p in steps if len(p) > 1] == [3] * (200 - len(alone))  # largest, smallest, 1 random
-    other = [p for p in (strategy(0.75, seed=1).paths(0.9, step) for step in range(200))]
+    other = [seed1.paths(0.9, step) for step in range(200)]
     assert [len(p) == 1 for p in other] != [len(p) == 1 for p in steps]  # another seed, other steps
     with pytest.raises(ValueError, match="smallest_share must be in"):
         PhaseConfig("x", ("kernel",), smallest_share=1.0)
